@@ -32,6 +32,6 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def matches(secret: str, stored_digest: str) -> bool:
+def matches(secret: str, *, stored_digest: str) -> bool:
     """Compare a presented secret with a stored digest in constant time."""
     return hmac.compare_digest(digest(secret), stored_digest)

@@ -88,7 +88,7 @@ class Headscale:
     def authenticate(self, presented: str) -> None:
         prefix, _, _ = presented.removeprefix(APIKEY_PREFIX).partition("-")
         stored = self._api_keys.get(prefix)
-        if stored is None or not credentials.matches(presented, stored):
+        if stored is None or not credentials.matches(presented, stored_digest=stored):
             raise ApiError(status=401, message="Unauthorized")
 
     def add_user(self, name: str) -> User:
@@ -155,7 +155,7 @@ class Headscale:
         """The pre-0.28 addressing: a user and the full key."""
         for key in self.keys.values():
             owned = key.user is not None and key.user.id == user_id
-            if owned and credentials.matches(secret, key.secret_digest):
+            if owned and credentials.matches(secret, stored_digest=key.secret_digest):
                 return key
         raise ApiError(status=404, message="pre-auth key not found")
 
@@ -203,7 +203,9 @@ class Headscale:
     def _key_for(self, authkey: str) -> PreAuthKey:
         prefix, _, _ = authkey.removeprefix(AUTHKEY_PREFIX).partition("-")
         for key in self.keys.values():
-            if key.prefix == prefix and credentials.matches(authkey, key.secret_digest):
+            if key.prefix == prefix and credentials.matches(
+                authkey, stored_digest=key.secret_digest
+            ):
                 return key
         raise RegistrationError("invalid pre-auth key")
 

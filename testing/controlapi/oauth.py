@@ -61,10 +61,10 @@ class AccessToken:
     expires: datetime.datetime
 
     def grants(self, scope: str) -> bool:
-        return grants(self.scopes, scope)
+        return grants(self.scopes, needed=scope)
 
 
-def grants(held: frozenset[str], needed: str) -> bool:
+def grants(held: frozenset[str], *, needed: str) -> bool:
     """Whether scopes `held` allow an operation that needs `needed` (e.g. `dns:read`)."""
     expanded = set(held)
     for legacy, granular in _LEGACY.items():
@@ -123,10 +123,12 @@ class OAuthServer:
     ) -> tuple[str, AccessToken]:
         """Exchange client credentials for a token, optionally narrowed to `scopes`/`tags`."""
         client = self._clients.get(client_id)
-        if client is None or not credentials.matches(client_secret, client.secret_digest):
+        if client is None or not credentials.matches(
+            client_secret, stored_digest=client.secret_digest
+        ):
             raise ApiError(status=401, message="invalid client credentials")
         wanted_scopes = frozenset(scopes) if scopes else client.scopes
-        not_granted = sorted(s for s in wanted_scopes if not grants(client.scopes, s))
+        not_granted = sorted(s for s in wanted_scopes if not grants(client.scopes, needed=s))
         if not_granted:
             listed = " ".join(not_granted)
             raise ApiError(status=403, message=f'OAuth client cannot grant scopes "{listed}"')
@@ -151,7 +153,7 @@ class OAuthServer:
         """The live token behind a bearer value; 401 when unknown, mangled or expired."""
         token_id, _, _ = presented.removeprefix(TOKEN_PREFIX).partition("-")
         token = self._tokens.get(token_id) if presented.startswith(TOKEN_PREFIX) else None
-        if token is None or not credentials.matches(presented, token.secret_digest):
+        if token is None or not credentials.matches(presented, stored_digest=token.secret_digest):
             raise ApiError(status=401, message="API token invalid")
         if self._clock.now() >= token.expires:
             raise ApiError(status=401, message="API token expired")
@@ -161,6 +163,6 @@ class OAuthServer:
         """Forget every token (as if the client had been rotated)."""
         self._tokens.clear()
 
-    def require(self, token: AccessToken, scope: str) -> None:
+    def require(self, token: AccessToken, *, scope: str) -> None:
         if not token.grants(scope):
             raise ApiError(status=403, message=FORBIDDEN)

@@ -213,7 +213,7 @@ class Tailnet:
     def _key_for(self, authkey: str) -> AuthKey:
         key_id, _, _ = authkey.removeprefix(AUTHKEY_PREFIX).partition("-")
         key = self.keys.get(key_id) if authkey.startswith(AUTHKEY_PREFIX) else None
-        if key is None or not credentials.matches(authkey, key.secret_digest):
+        if key is None or not credentials.matches(authkey, stored_digest=key.secret_digest):
             raise RegistrationError("invalid auth key")
         return key
 

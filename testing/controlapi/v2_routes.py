@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import BasicAuth, web
@@ -49,7 +50,7 @@ class V2Api:
 
     async def token(self, request: web.Request) -> web.Response:
         form = await request.post()
-        client_id, client_secret = _client_credentials(request, form)
+        client_id, client_secret = _client_credentials(request, form=form)
         if form.get("grant_type", "client_credentials") != "client_credentials":
             raise ApiError(status=400, message="unsupported grant_type")
         secret, token = self.oauth.mint_token(
@@ -68,88 +69,88 @@ class V2Api:
             body["tags"] = " ".join(sorted(token.tags))
         return web.json_response(body)
 
-    def _authorize(self, request: web.Request, scope: str) -> AccessToken:
+    def _authorize(self, request: web.Request, *, scope: str) -> AccessToken:
         token = self.oauth.authenticate(_bearer(request))
         tailnet = request.match_info.get("tailnet")
         if tailnet is not None and not self.tailnet.knows(tailnet):
             raise ApiError(status=404, message=f"tailnet {tailnet!r} not found")
-        self.oauth.require(token, scope)
+        self.oauth.require(token, scope=scope)
         return token
 
     # --- keys -----------------------------------------------------------------------------
 
     async def list_keys(self, request: web.Request) -> web.Response:
-        self._authorize(request, "auth_keys:read")
+        self._authorize(request, scope="auth_keys:read")
         now = self.clock.now()
         keys = [v2_json.render_key(k, now=now) for k in self.tailnet.active_keys()]
         return web.json_response({"keys": keys})
 
     async def create_key(self, request: web.Request) -> web.Response:
-        token = self._authorize(request, "auth_keys")
+        token = self._authorize(request, scope="auth_keys")
         body = await _json_object(request)
-        capabilities = _field(body, "capabilities", dict, required=True)
-        devices = _field(capabilities, "devices", dict, required=True)
-        create = _field(devices, "create", dict) or {}
-        tags = _field(create, "tags", list) or []
+        capabilities = _field(body, name="capabilities", kind=dict, required=True)
+        devices = _field(capabilities, name="devices", kind=dict, required=True)
+        create = _field(devices, name="create", kind=dict) or {}
+        tags = _field(create, name="tags", kind=list) or []
         if not all(isinstance(t, str) for t in tags):
             raise ApiError(status=400, message="tags must be strings")
         key, secret = self.tailnet.create_key(
             token=token,
-            reusable=bool(_field(create, "reusable", bool)),
-            ephemeral=bool(_field(create, "ephemeral", bool)),
-            preauthorized=bool(_field(create, "preauthorized", bool)),
+            reusable=bool(_field(create, name="reusable", kind=bool)),
+            ephemeral=bool(_field(create, name="ephemeral", kind=bool)),
+            preauthorized=bool(_field(create, name="preauthorized", kind=bool)),
             tags=tags,
-            expiry_seconds=_field(body, "expirySeconds", int),
-            description=_field(body, "description", str) or "",
+            expiry_seconds=_field(body, name="expirySeconds", kind=int),
+            description=_field(body, name="description", kind=str) or "",
         )
         return web.json_response(v2_json.render_key(key, now=self.clock.now(), secret=secret))
 
     async def get_key(self, request: web.Request) -> web.Response:
-        self._authorize(request, "auth_keys:read")
+        self._authorize(request, scope="auth_keys:read")
         key = self.tailnet.get_key(request.match_info["key_id"])
         return web.json_response(v2_json.render_key(key, now=self.clock.now()))
 
     async def delete_key(self, request: web.Request) -> web.Response:
-        self._authorize(request, "auth_keys")
+        self._authorize(request, scope="auth_keys")
         self.tailnet.delete_key(request.match_info["key_id"])
         return web.Response(status=200)
 
     # --- devices --------------------------------------------------------------------------
 
     async def list_devices(self, request: web.Request) -> web.Response:
-        self._authorize(request, "devices:core:read")
+        self._authorize(request, scope="devices:core:read")
         fields = _fields(request)
         devices = [v2_json.render_device(d, fields=fields) for d in self.tailnet.devices.values()]
         return web.json_response({"devices": devices})
 
     async def get_device(self, request: web.Request) -> web.Response:
-        self._authorize(request, "devices:core:read")
+        self._authorize(request, scope="devices:core:read")
         device = self.tailnet.get_device(request.match_info["device_id"])
         return web.json_response(v2_json.render_device(device, fields=_fields(request)))
 
     async def delete_device(self, request: web.Request) -> web.Response:
-        self._authorize(request, "devices:core")
+        self._authorize(request, scope="devices:core")
         self.tailnet.delete_device(request.match_info["device_id"])
         return web.Response(status=200)
 
     # --- split DNS ------------------------------------------------------------------------
 
     async def get_split_dns(self, request: web.Request) -> web.Response:
-        self._authorize(request, "dns:read")
+        self._authorize(request, scope="dns:read")
         return web.json_response(dict(self.tailnet.split_dns))
 
     async def patch_split_dns(self, request: web.Request) -> web.Response:
-        self._authorize(request, "dns")
+        self._authorize(request, scope="dns")
         changes = _split_dns_body(await _json_object(request))
         return web.json_response(self.tailnet.patch_split_dns(changes))
 
     async def put_split_dns(self, request: web.Request) -> web.Response:
-        self._authorize(request, "dns")
+        self._authorize(request, scope="dns")
         settings = _split_dns_body(await _json_object(request))
         return web.json_response(self.tailnet.put_split_dns(settings))
 
 
-def _client_credentials(request: web.Request, form: Any) -> tuple[str, str]:
+def _client_credentials(request: web.Request, *, form: Mapping[str, object]) -> tuple[str, str]:
     # Go's oauth2 (what most clients use) first tries HTTP Basic, then form fields.
     header = request.headers.get("Authorization", "")
     if header.lower().startswith("basic "):
@@ -205,7 +206,7 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def _field(body: dict[str, Any], name: str, kind: type, *, required: bool = False) -> Any:
+def _field(body: dict[str, Any], *, name: str, kind: type, required: bool = False) -> Any:
     value = body.get(name)
     if value is None:
         if required:
