@@ -1,0 +1,2 @@
+"""The `tailwire` command: the composition root. It imports every service, so it sits above
+them; nothing imports it."""

@@ -1,0 +1,1 @@
+"""The five services. Each folder is one service; none imports another (import-linter)."""

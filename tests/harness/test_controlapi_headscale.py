@@ -6,11 +6,6 @@ import httpx
 import pytest
 
 from tailwire.testing import controlapi
-from tests.fixtures import controlapi as controlapi_fixtures
-
-# Until tests/conftest.py loads tests.fixtures.controlapi for every area.
-control_api = controlapi_fixtures.control_api
-control_api_http = controlapi_fixtures.control_api_http
 
 PREAUTHKEY = "/api/v1/preauthkey"
 

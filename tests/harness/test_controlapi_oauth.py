@@ -6,13 +6,8 @@ import httpx
 import pytest
 
 from tailwire.testing import controlapi
-from tests.fixtures import controlapi as controlapi_fixtures
 
 from .controlapi_helpers import mint_token
-
-# Until tests/conftest.py loads tests.fixtures.controlapi for every area.
-control_api = controlapi_fixtures.control_api
-control_api_http = controlapi_fixtures.control_api_http
 
 KEYS = "/api/v2/tailnet/-/keys"
 

@@ -8,9 +8,6 @@ from collections.abc import Iterator
 import pytest
 
 from tailwire.testing import netns
-from tests.fixtures import netns as netns_fixtures
-
-netns_factory = netns_fixtures.netns_factory
 
 
 @pytest.fixture

@@ -12,10 +12,6 @@ from pathlib import Path
 import pytest
 
 from tailwire.testing import netns
-from tests.fixtures import netns as netns_fixtures
-
-# Until tests/conftest.py loads tests.fixtures.netns for every area.
-netns_factory = netns_fixtures.netns_factory
 
 pytestmark = pytest.mark.root
 

@@ -7,9 +7,6 @@ import ipaddress
 import pytest
 
 from tailwire.testing import netns
-from tests.fixtures import netns as netns_fixtures
-
-netns_factory = netns_fixtures.netns_factory
 
 pytestmark = pytest.mark.root
 

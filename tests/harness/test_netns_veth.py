@@ -5,9 +5,6 @@ from __future__ import annotations
 import pytest
 
 from tailwire.testing import netns
-from tests.fixtures import netns as netns_fixtures
-
-netns_factory = netns_fixtures.netns_factory
 
 pytestmark = pytest.mark.root
 

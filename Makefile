@@ -1,0 +1,63 @@
+# One entry point for developers, the README and CI.
+#   make demo   set up a fresh machine and run the embedded demo
+#   make test   set up everything the tests need and run all checks and tests
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+# Debian packages the tests use: netns/veth (iproute2), nftables, a real DNS server (bind9),
+# dig/nsupdate (bind9-dnsutils), ping.
+DEBS := iproute2 nftables bind9 bind9-utils bind9-dnsutils iputils-ping
+STAMP := $(VENV)/.installed
+
+.PHONY: setup system-packages venv check lint typecheck imports test test-only demo bench crds clean
+
+setup: system-packages venv
+
+system-packages:
+	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:" $$missing; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "note: not root; these Debian packages are missing and their tests will skip:" $$missing; \
+	  fi; \
+	fi
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml setup.py
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+	@$(PY) -m pip install -q -e ".[dev]" 2>&1 | grep -v '^WARNING: Location' || true
+	@$(PY) -c "import tailwire.shared, tailwire.cli" && touch $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+imports: venv
+	$(BIN)/lint-imports
+
+check: lint typecheck imports
+
+test: setup check test-only
+
+test-only: venv
+	$(BIN)/pytest
+
+demo: setup
+	$(BIN)/tailwire demo
+
+bench: setup
+	@for b in bench/bench_*.py; do [ -e "$$b" ] && $(PY) $$b; done
+
+crds: venv
+	$(BIN)/tailwire crds -o deploy/crds
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,75 @@
+"""`tailwire`: run a service, validate manifests, generate CRDs, print the version."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tailwire.cli import demo as demo_script
+from tailwire.cli import running, validating
+
+app = typer.Typer(
+    name="tailwire",
+    help="Kubernetes workloads on a Tailscale tailnet: egress groups, Gateway API ingress, "
+    "split-horizon DNS.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.command()
+def version() -> None:
+    """Print the installed tailwire version."""
+    typer.echo(importlib.metadata.version("tailwire"))
+
+
+@app.command()
+def run(
+    service: Annotated[running.ServiceName, typer.Argument(help="The service to run.")],
+) -> None:
+    """Run one service until SIGTERM/SIGINT (settings from TAILWIRE_* variables)."""
+    asyncio.run(running.run_service(service))
+
+
+@app.command()
+def validate(
+    files: Annotated[
+        list[str],
+        typer.Option("--file", "-f", help="Manifest file; '-' reads standard input."),
+    ],
+    more: Annotated[
+        list[str] | None, typer.Argument(help="More files (`-f a.yaml b.yaml` works too).")
+    ] = None,
+) -> None:
+    """Validate manifests; one line per problem: <kind>/<name>: <field>: <message>."""
+    code = validating.validate_files([*files, *(more or [])], out=sys.stdout, err=sys.stderr)
+    raise typer.Exit(code)
+
+
+@app.command()
+def crds(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Directory to write the CRD files to.")
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 if the files in --output are stale.")
+    ] = False,
+) -> None:
+    """Print (or write) the CustomResourceDefinitions generated from the models."""
+    raise typer.Exit(validating.write_crds(output=output, check=check, out=sys.stdout))
+
+
+@app.command()
+def demo() -> None:
+    """Run the embedded demo: nats-server, every service, the seed examples; then clean up."""
+    raise typer.Exit(demo_script.run_demo())
+
+
+def main() -> None:
+    app()

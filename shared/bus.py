@@ -1,0 +1,290 @@
+"""The bus: broker factory, the three JetStream streams, publishing, dead letters.
+
+- `make_broker` builds a FastStream NatsBroker with `NatsTelemetryMiddleware` (W3C trace
+  context on every message) and the dead-letter middleware of one service.
+- `STREAMS` declares the streams of DESIGN.md in one place; `declare_streams` creates or
+  updates them, and subscribers attach with `stream(name)` (declare=False) so nothing else
+  declares a stream with a different shape.
+- `publish` is the one way to put an event on a stream: it refuses oversized messages, sets
+  `Nats-Msg-Id` (duplicates inside the window are dropped by the server) and waits for the
+  stream's ack.
+- `DeadLetters` turns a message that fails validation into a `DeadLetter` on
+  `tailwire.v1.deadletter.<service>` and acknowledges the original: nothing is lost and
+  nothing is redelivered forever.
+
+This module knows nothing of any service's handlers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import nats.errors
+import nats.js.errors
+import pydantic
+from fast_depends.exceptions import ValidationError as DependsValidationError
+from faststream import BaseMiddleware, ContextRepo, StreamMessage
+from faststream.nats import (
+    DeliverPolicy,
+    DiscardPolicy,
+    JStream,
+    NatsBroker,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+from faststream.nats.security import NatsUserPassword
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from opentelemetry.trace import TracerProvider
+
+from tailwire.shared import errors, settings, subjects
+from tailwire.shared.events import base, deadletter
+
+log = logging.getLogger(__name__)
+
+CLUSTER_STREAM = "TAILWIRE_CLUSTER"
+NODES_STREAM = "TAILWIRE_NODES"
+WORK_STREAM = "TAILWIRE_WORK"
+
+MSG_ID_HEADER = "Nats-Msg-Id"
+WEEK = 7 * 24 * 3600.0
+
+E = TypeVar("E", bound=base.Event)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class StreamSpec:
+    """One stream's shape, as DESIGN.md's bus table gives it."""
+
+    name: str
+    subjects: tuple[str, ...]
+    description: str
+    # 1 keeps only the last message per subject (a compacted stream); -1 keeps all.
+    max_msgs_per_subject: int
+    max_age: float | None = None
+
+
+STREAMS: tuple[StreamSpec, ...] = (
+    StreamSpec(
+        name=CLUSTER_STREAM,
+        subjects=subjects.CLUSTER_STREAM_SUBJECTS,
+        description="Cluster snapshots and status summaries, last message per subject",
+        max_msgs_per_subject=1,
+    ),
+    StreamSpec(
+        name=NODES_STREAM,
+        subjects=subjects.NODES_STREAM_SUBJECTS,
+        description="Node plans, acks and gateway configs, last message per subject",
+        max_msgs_per_subject=1,
+    ),
+    # Limits, not WorkQueue: the renderer, the keyminter and integrations each read the same
+    # key and DNS events with their own consumers, which a WorkQueue stream forbids.
+    StreamSpec(
+        name=WORK_STREAM,
+        subjects=subjects.WORK_STREAM_SUBJECTS,
+        description="Key work, DNS changes and dead letters, kept for a week",
+        max_msgs_per_subject=-1,
+        max_age=WEEK,
+    ),
+)
+
+
+def stream_for(subject: str) -> str:
+    """The stream that captures a subject (every tailwire subject is in exactly one)."""
+    area = subjects.parse(subject).area
+    if area in ("cluster", "status"):
+        return CLUSTER_STREAM
+    if area in ("node", "gateway"):
+        return NODES_STREAM
+    return WORK_STREAM
+
+
+def _stream_config(spec: StreamSpec, bus: settings.BusSettings) -> StreamConfig:
+    return StreamConfig(
+        name=spec.name,
+        description=spec.description,
+        subjects=list(spec.subjects),
+        retention=RetentionPolicy.LIMITS,
+        max_msgs_per_subject=spec.max_msgs_per_subject,
+        max_age=spec.max_age,
+        discard=DiscardPolicy.OLD,
+        storage=StorageType.FILE,
+        num_replicas=bus.stream_replicas,
+        duplicate_window=bus.duplicate_window,
+        allow_direct=True,
+    )
+
+
+async def declare_streams(js: JetStreamContext, *, bus: settings.BusSettings) -> None:
+    """Create the streams, or bring existing ones to the declared shape."""
+    for spec in STREAMS:
+        config = _stream_config(spec, bus)
+        try:
+            await js.add_stream(config=config)
+        except nats.js.errors.BadRequestError:
+            # Already there with another shape (an older tailwire): update in place.
+            await js.update_stream(config=config)
+
+
+def stream(name: str) -> JStream:
+    """Attach a subscriber to a declared stream without re-declaring it."""
+    return JStream(name, declare=False)
+
+
+def make_broker(
+    *,
+    service: subjects.Service | str,
+    bus: settings.BusSettings,
+    tracer_provider: TracerProvider | None = None,
+) -> NatsBroker:
+    """A NatsBroker for one service: telemetry, dead letters, reconnects forever."""
+    security = None
+    if bus.nats_user and bus.nats_password:
+        security = NatsUserPassword(
+            username=bus.nats_user, password=bus.nats_password.get_secret_value()
+        )
+    return NatsBroker(
+        bus.nats_url,
+        name=f"tailwire-{service}",
+        security=security,
+        user_credentials=bus.nats_creds_file,
+        middlewares=(
+            NatsTelemetryMiddleware(tracer_provider=tracer_provider),
+            DeadLetters(service=str(service)),
+        ),
+        # A service outlives NATS restarts: keep reconnecting, do not die.
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        allow_reconnect=True,
+    )
+
+
+async def connect_and_declare(broker: NatsBroker, *, bus: settings.BusSettings) -> None:
+    """Connect and make sure the streams exist before any subscriber attaches."""
+    connection = await broker.connect()
+    await declare_streams(connection.jetstream(), bus=bus)
+
+
+def content_id(subject: str, body: bytes) -> str:
+    """A dedup id from content, for events that have no natural `<uid>:<rv>`."""
+    return hashlib.sha256(subject.encode() + b"\0" + body).hexdigest()[:32]
+
+
+async def publish(
+    broker: NatsBroker,
+    event: base.Event,
+    *,
+    subject: str,
+    msg_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """Publish an event to its stream with a `Nats-Msg-Id`, and wait for the stream's ack."""
+    body = event.to_bytes()
+    if len(body) > base.MAX_MESSAGE_BYTES:
+        raise errors.BusError(
+            f"{subject}: message of {len(body)} bytes exceeds {base.MAX_MESSAGE_BYTES}"
+        )
+    all_headers = {MSG_ID_HEADER: msg_id or content_id(subject, body), **(headers or {})}
+    try:
+        await broker.publish(
+            body,
+            subject=subject,
+            headers=all_headers,
+            stream=stream_for(subject),
+            timeout=10.0,
+        )
+    except (TimeoutError, nats.errors.Error) as exc:
+        raise errors.BusError(f"publish to {subject} failed: {exc!r}") from exc
+
+
+def decode(model: type[E], body: bytes) -> E:
+    """Validate a message body against a model; MessageRejected names the bad field."""
+    try:
+        return model.model_validate_json(body)
+    except pydantic.ValidationError as exc:
+        raise errors.MessageRejected(describe_validation_error(exc)) from exc
+
+
+def describe_validation_error(exc: BaseException) -> str:
+    """`field.path: message; ...` — the reason a dead letter carries."""
+    if isinstance(exc, DependsValidationError) and isinstance(
+        exc.original_error, pydantic.ValidationError
+    ):
+        exc = exc.original_error
+    if not isinstance(exc, pydantic.ValidationError):
+        return str(exc)
+    parts = []
+    for error in exc.errors(include_url=False)[:10]:
+        location = ".".join(str(p) for p in error["loc"] if p != "body")
+        parts.append(f"{location or '<message>'}: {error['msg']}")
+    return "; ".join(parts) or str(exc)
+
+
+# Errors that mean "this message is malformed", not "the handler failed": dead-lettered.
+REJECTIONS: tuple[type[BaseException], ...] = (
+    pydantic.ValidationError,
+    DependsValidationError,
+    errors.MessageRejected,
+    json.JSONDecodeError,
+    UnicodeDecodeError,
+)
+
+
+class DeadLetters:
+    """Middleware factory: rejected messages go to `tailwire.v1.deadletter.<service>`."""
+
+    def __init__(self, *, service: str) -> None:
+        self.service = service
+
+    def __call__(self, msg: Any, /, *, context: ContextRepo) -> _DeadLetterMiddleware:
+        return _DeadLetterMiddleware(msg, context=context, service=self.service)
+
+
+class _DeadLetterMiddleware(BaseMiddleware):
+    def __init__(self, msg: Any, /, *, context: ContextRepo, service: str) -> None:
+        super().__init__(msg, context=context)
+        self.service = service
+
+    async def consume_scope(
+        self,
+        call_next: Callable[[StreamMessage[Any]], Awaitable[Any]],
+        msg: StreamMessage[Any],
+    ) -> Any:
+        try:
+            return await call_next(msg)
+        except REJECTIONS as exc:
+            await self._dead_letter(msg, reason=describe_validation_error(exc))
+            return None
+
+    async def _dead_letter(self, msg: StreamMessage[Any], *, reason: str) -> None:
+        raw: Msg | None = getattr(msg, "raw_message", None)
+        subject = raw.subject if raw is not None else ""
+        letter = deadletter.DeadLetter.of(
+            service=self.service,
+            subject=subject,
+            reason=reason,
+            payload=msg.body if isinstance(msg.body, bytes) else bytes(msg.body),
+            headers={k: str(v) for k, v in (msg.headers or {}).items()},
+        )
+        log.warning("dead-lettered a message from %s: %s", subject, reason)
+        broker = self.context.get("broker")
+        await publish(
+            broker,
+            letter,
+            subject=subjects.deadletter(self.service),
+            msg_id=content_id(subject, letter.payload_b64.encode()),
+        )
+        # Acknowledge the original: it is kept in the dead-letter subject, not redelivered.
+        await msg.ack()
+
+
+def last_per_subject_policy() -> DeliverPolicy:
+    """Deliver policy for views rebuilt from a compacted stream on start."""
+    return DeliverPolicy.LAST_PER_SUBJECT

@@ -1,0 +1,30 @@
+"""Gateway configs: `tailwire.v1.gateway.<group>.config` (compacted, last per subject).
+
+The tailscaled config file (`ipn.ConfigVAlpha`) rendered from a group's spec, with `AuthKey`
+only as a `file:` reference to the mounted Secret, so nothing secret travels. The hash lets
+the nodeagent skip reloads that would change nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from tailwire.shared import ids
+from tailwire.shared.events import base
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """sha256 over canonical JSON: the same config always hashes the same."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class GatewayConfig(base.Event):
+    type: Literal["gateway.config"] = "gateway.config"
+    group: ids.GroupName
+    tailnet: str
+    generation: int
+    config: dict[str, Any]
+    hash: str

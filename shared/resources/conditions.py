@@ -1,0 +1,37 @@
+"""Condition types and reasons, in one place to prevent typos (Kopf does the same)."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Type(enum.StrEnum):
+    READY = "Ready"
+    KEY_READY = "KeyReady"
+    DEGRADED = "Degraded"
+    TAILNETS_READY = "TailnetsReady"
+
+
+class Reason(enum.StrEnum):
+    # Ready
+    RECONCILED = "Reconciled"
+    GATEWAY_CONFIGURED = "GatewayConfigured"
+    INVALID_SPEC = "InvalidSpec"
+    PENDING = "Pending"
+    WAITING_FOR_KEY = "WaitingForKey"
+    WAITING_FOR_NODES = "WaitingForNodes"
+    DELETING = "Deleting"
+    # KeyReady
+    KEY_ISSUED = "KeyIssued"
+    KEY_FAILED = "KeyFailed"
+    CREDENTIALS_REFUSED = "CredentialsRefused"
+    # Degraded
+    NODE_ERRORS = "NodeErrors"
+    ROUTES_REFUSED = "RoutesRefused"
+    SELECTOR_CONFLICT = "SelectorConflict"
+    AS_EXPECTED = "AsExpected"
+    # TailnetsReady
+    ALL_TAILNETS_CONNECTED = "AllTailnetsConnected"
+    TAILNET_NOT_FOUND = "TailnetNotFound"
+    PRIORITY_CONFLICT = "PriorityConflict"
+    NOT_ENFORCED = "NotEnforced"

@@ -1,0 +1,162 @@
+"""`EgressGroup` (tailscale.rajsingh.info/v1alpha1, cluster-scoped, short name `eg`).
+
+The fields of the tailgate README (selector, mode, routes, acceptRoutes, exitNode, replicas,
+attach, datapath) plus `tags`, `dns`, `gateway.nodeSelector` and `tailnet` (a
+TailscaleTailnet to join instead of the default one). Validation names the field.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from tailwire.shared import errors
+from tailwire.shared.resources import common
+
+GROUP = "tailscale.rajsingh.info"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "EgressGroup"
+PLURAL = "egressgroups"
+SINGULAR = "egressgroup"
+SHORT_NAMES = ("eg",)
+SCOPE = "Cluster"
+
+TAG = re.compile(r"^tag:[a-zA-Z][a-zA-Z0-9-]*$")
+DEFAULT_TAGS = ("tag:k8s",)
+
+
+def parse_cidr(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """A strict network, with a message that says what is wrong with it."""
+    address, _, prefix = value.partition("/")
+    try:
+        family_max = 32 if ipaddress.ip_address(address).version == 4 else 128
+    except ValueError:
+        raise ValueError(f"{value!r} is not a CIDR: {address!r} is not an IP address") from None
+    if not prefix.isdigit():
+        raise ValueError(f"{value!r} is not a CIDR: expected <address>/<prefix length>")
+    if int(prefix) > family_max:
+        raise ValueError(f"{value!r} has prefix length /{prefix}; at most /{family_max}")
+    try:
+        return ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        loose = ipaddress.ip_network(value, strict=False)
+        raise ValueError(f"{value!r} has host bits set (did you mean {loose}?)") from None
+
+
+def _route(value: str) -> str:
+    network = parse_cidr(value)
+    if network.prefixlen == 0:
+        raise ValueError(f"{value!r} is a default route; use spec.exitNode instead")
+    return value
+
+
+def _tag(value: str) -> str:
+    if not TAG.match(value):
+        raise ValueError(f"{value!r} is not a tag (expected tag:<name>)")
+    return value
+
+
+Route = Annotated[str, pydantic.AfterValidator(_route)]
+Tag = Annotated[str, pydantic.AfterValidator(_tag)]
+
+
+class Selector(common.Spec):
+    namespace_selector: common.LabelSelector | None = None
+    pod_selector: common.LabelSelector | None = None
+
+
+class ExitNode(common.Spec):
+    """The tailnet node to use as exit node: by stable node ID or by name (either is accepted)."""
+
+    node_id: str | None = Field(default=None, alias="nodeID")
+    name: str | None = None
+    allow_lan_access: bool = Field(default=False, alias="allowLANAccess")
+
+    @property
+    def target(self) -> str:
+        return self.node_id or self.name or ""
+
+
+class DNS(common.Spec):
+    # Whether the gateway's tailscaled takes the tailnet's DNS settings (MagicDNS).
+    accept_dns: bool = Field(default=True, alias="acceptDNS")
+
+
+class GatewayPlacement(common.Spec):
+    # Run gateways only on these nodes (members elsewhere are reported, not wired).
+    node_selector: dict[str, str] = Field(default_factory=dict)
+
+
+class EgressGroupSpec(common.Spec):
+    selector: Selector
+    mode: Literal["cgnat", "subnet"] = "cgnat"
+    routes: list[Route] = Field(default_factory=list)
+    accept_routes: bool = True
+    exit_node: ExitNode | None = None
+    replicas: int = Field(default=1, ge=1, le=16)
+    attach: Literal["routed"] = "routed"
+    datapath: Literal["kernel"] = "kernel"
+    tags: list[Tag] = Field(default_factory=lambda: list(DEFAULT_TAGS), min_length=1)
+    dns: DNS = Field(default_factory=DNS)
+    gateway: GatewayPlacement = Field(default_factory=GatewayPlacement)
+    tailnet: str | None = None
+
+
+class EgressGroupStatus(common.Spec):
+    conditions: list[common.Condition] = Field(default_factory=list)
+    matched_pods: int = 0
+    gateway_nodes: list[str] = Field(default_factory=list)
+    gateway_hostnames: list[str] = Field(default_factory=list)
+    resolved_exit_node: str | None = None
+    observed_generation: int | None = None
+
+
+class EgressGroup(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid", frozen=True)
+
+    api_version: Literal["tailscale.rajsingh.info/v1alpha1"] = Field(alias="apiVersion")
+    kind: Literal["EgressGroup"]
+    metadata: common.ObjectMeta
+    spec: EgressGroupSpec
+    status: EgressGroupStatus | None = None
+
+
+def check(group: EgressGroup) -> list[errors.Problem]:
+    """Rules across fields, which pydantic's per-field validation cannot see."""
+    spec = group.spec
+    problems: list[errors.Problem] = []
+    if spec.routes and spec.mode == "cgnat":
+        problems.append(
+            errors.Problem(
+                field="spec.routes",
+                message="routes are only steered in mode: subnet (set spec.mode: subnet)",
+            )
+        )
+    if spec.exit_node is not None:
+        node_id, name = spec.exit_node.node_id, spec.exit_node.name
+        if not (node_id or "").strip() and not (name or "").strip():
+            problems.append(
+                errors.Problem(
+                    field="spec.exitNode.nodeID",
+                    message="must not be empty (or set spec.exitNode.name)",
+                )
+            )
+        elif node_id and name and node_id != name:
+            problems.append(
+                errors.Problem(
+                    field="spec.exitNode", message="set nodeID or name, not two different nodes"
+                )
+            )
+    if group.metadata.namespace:
+        problems.append(
+            errors.Problem(
+                field="metadata.namespace",
+                message="EgressGroup is cluster-scoped; remove the namespace",
+            )
+        )
+    return problems

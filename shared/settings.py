@@ -1,0 +1,96 @@
+"""Process settings from `TAILWIRE_*` environment variables (pydantic-settings).
+
+One settings class per concern, so a service reads only what it uses; each service's `app.py`
+composes the ones it needs. Secrets are `SecretStr` so they never print. This module must
+not connect to anything.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PREFIX = "TAILWIRE_"
+
+
+class _Base(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", frozen=True)
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class BusSettings(_Base):
+    """Where the NATS server is and who we are on it."""
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    nats_user: str | None = None
+    nats_password: SecretStr | None = None
+    nats_creds_file: str | None = None
+    # Replicas of each JetStream stream: 1 for a single server, 3 for the HA overlay.
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    # How long Nats-Msg-Id deduplication remembers an id (seconds).
+    duplicate_window: float = Field(default=120.0, gt=0)
+
+
+class TelemetrySettings(_Base):
+    """Tracing and logging. OTLP endpoints come from the standard `OTEL_*` variables."""
+
+    service_name: str = "tailwire"
+    # "otlp" (OTEL_EXPORTER_OTLP_* variables), "console", or "none".
+    traces_exporter: str = "otlp"
+    log_level: str = "INFO"
+    log_json: bool = True
+    # /healthz, /readyz and /metrics; 0 picks a free port, None disables the server.
+    health_port: int | None = Field(default=None, ge=0, le=65535)
+
+
+class KubernetesSettings(_Base):
+    """How to reach the Kubernetes API: in-cluster, else KUBECONFIG, as kubectl does."""
+
+    kubeconfig: str | None = None
+    # Namespace tailwire's own objects live in (Secrets, ConfigMaps, DaemonSets).
+    namespace: str = "tailwire-system"
+    # Empty means all namespaces.
+    watch_namespaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    _split = field_validator("watch_namespaces", mode="before")(_split_csv)
+
+
+class ClusterNetworkSettings(_Base):
+    """The cluster's own address ranges, kept on the pods' primary interface."""
+
+    cluster_cidrs: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["10.244.0.0/16", "10.96.0.0/12"]
+    )
+    # Link addresses for the member<->gateway veths (dual-stack), see DESIGN.md Datapath.
+    link_cidr_v4: str = "169.254.64.0/18"
+    link_cidr_v6: str = "fd7a:115c:a1e0:ab12:4843::/80"
+    exit_node_table: int = Field(default=7717, ge=1, le=2**31 - 1)
+
+    _split = field_validator("cluster_cidrs", mode="before")(_split_csv)
+
+    @field_validator("cluster_cidrs")
+    @classmethod
+    def _cidrs_parse(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr, strict=True)
+            except ValueError as exc:
+                raise ValueError(f"cluster_cidrs: {cidr!r} is not a network: {exc}") from exc
+        return value
+
+
+class TailscaleSettings(_Base):
+    """The default tailnet's control API (a TailscaleTailnet resource may name others)."""
+
+    tailscale_api_url: str = "https://api.tailscale.com"
+    tailscale_tailnet: str = "-"
+    tailscale_oauth_client_id: str | None = None
+    tailscale_oauth_client_secret: SecretStr | None = None

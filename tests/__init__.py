@@ -1,0 +1,1 @@
+"""tailwire's test suite: tests/<area>/test_<subject>_<behaviour>.py."""
