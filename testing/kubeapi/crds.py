@@ -77,6 +77,7 @@ def to_specs(crd: Mapping[str, Any]) -> list[resources.ResourceSpec]:
                 status="status" in (version.get("subresources") or {}),
                 custom=True,
                 delete_returns_object=True,
+                generation=True,
                 singular=names.get("singular", ""),
                 short_names=tuple(names.get("shortNames") or ()),
                 categories=tuple(names.get("categories") or ()),

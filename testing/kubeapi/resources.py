@@ -47,6 +47,9 @@ class ResourceSpec:
     categories: tuple[str, ...] = ()
     field_selectors: frozenset[str] = frozenset()  # beyond metadata.name/namespace
     delete_returns_object: bool = False  # else DELETE answers with a Status (as for ConfigMaps)
+    generation: bool = (
+        False  # tracks metadata.generation (workloads, pods, every CR; not ConfigMaps)
+    )
 
     @property
     def key(self) -> str:
@@ -86,6 +89,7 @@ _CUSTOM = ResourceSpec(
     status=True,
     custom=True,
     delete_returns_object=True,  # the custom-resource store returns the object it deleted
+    generation=True,
 )
 
 
@@ -123,6 +127,7 @@ CORE: tuple[ResourceSpec, ...] = (
         categories=("all",),
         field_selectors=POD_FIELDS,
         delete_returns_object=True,
+        generation=True,  # since 1.33
     ),
     _core(
         "namespaces",
@@ -165,6 +170,7 @@ APPS: tuple[ResourceSpec, ...] = (
         status=True,
         short_names=("ds",),
         categories=("all",),
+        generation=True,
     ),
     ResourceSpec(
         group="apps",
@@ -175,6 +181,7 @@ APPS: tuple[ResourceSpec, ...] = (
         status=True,
         short_names=("deploy",),
         categories=("all",),
+        generation=True,
     ),
     ResourceSpec(
         group="coordination.k8s.io",
@@ -239,6 +246,7 @@ CRD = ResourceSpec(
     namespaced=False,
     status=True,
     short_names=("crd", "crds"),
+    generation=True,
 )
 
 DEFAULT: tuple[ResourceSpec, ...] = (*CORE, *APPS, CRD, *GATEWAYS, *TAILWIRE)

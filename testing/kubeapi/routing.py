@@ -7,13 +7,21 @@ namespace's status, not a resource called "status") and everything else; and
 naming the Kubernetes verb (list, watch, get, create, update, patch,
 delete, deletecollection) the way audit logs and RBAC do.
 
+Also builds the :class:`kmock.Request` each request is logged and matched as,
+with this parsing (kmock 0.8's own fails on ``/api/v1/namespaces``).
+
 Must not: look resources up, or serve anything.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
+from typing import Any
+
+import aiohttp.web
+import kmock
 
 TRUE_VALUES = frozenset({"true", "1"})  # kubernetes-asyncio sends "True"; compared lowercased
 
@@ -98,3 +106,46 @@ def verb(method: str, route: Route, params: Mapping[str, str]) -> str | None:
         case "DELETE":
             return "delete"
     return None
+
+
+KMOCK_ACTIONS = {
+    "list": kmock.action.LIST,
+    "watch": kmock.action.WATCH,
+    "get": kmock.action.FETCH,
+    "create": kmock.action.CREATE,
+    "patch": kmock.action.UPDATE,  # kmock's UPDATE is PATCH; PUT has no kmock action
+    "delete": kmock.action.DELETE,
+}
+
+
+async def kmock_request(raw: aiohttp.web.BaseRequest, *, number: int) -> kmock.Request:
+    body = await raw.read()
+    text = body.decode("utf-8", errors="replace")
+    data: Any
+    try:
+        data = json.loads(body) if body else None
+    except ValueError:
+        data = None  # YAML apply bodies and the like: kmock criteria match on text then
+    route = parse(raw.path)
+    params = dict(raw.query)
+    resource = None
+    if route.kind in ("resource", "groupversion"):
+        resource = kmock.resource(group=route.group, version=route.version, plural=route.plural)
+    action = KMOCK_ACTIONS.get(verb(raw.method, route, params) or "") if resource else None
+    return kmock.Request(
+        id=number,
+        method=raw.method,
+        url=raw.url,
+        params=params,
+        headers=dict(raw.headers),
+        cookies=dict(raw.cookies),
+        body=body,
+        text=text,
+        data=data,
+        action=action,
+        resource=resource,
+        namespace=route.namespace,
+        name=route.name,
+        subresource=route.subresource,
+        raw_request=raw,
+    )

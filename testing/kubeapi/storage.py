@@ -2,8 +2,9 @@
 
 Responsible for: the objects of every served resource; the one cluster-wide
 ``resourceVersion`` counter bumped on every write; ``uid``,
-``creationTimestamp`` and ``generation`` (bumped only when something other
-than metadata, or status where there is a status subresource, changes); status
+``creationTimestamp``; ``generation`` where the resource keeps one (bumped
+only when something other than metadata, or status where there is a status
+subresource, changes, and when deletion starts); status
 isolation between the main resource and ``/status``; optimistic concurrency
 (stale ``resourceVersion`` -> 409); no-op writes that change nothing and
 emit nothing; finalizers (DELETE sets ``deletionTimestamp``, the object goes
@@ -219,7 +220,10 @@ class Store:
             meta.pop(server_owned, None)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = self.timestamp()
-        meta["generation"] = 1
+        if spec.generation:
+            meta["generation"] = 1
+        else:
+            meta.pop("generation", None)
         meta["managedFields"] = (
             managed
             if managed is not None
@@ -386,7 +390,7 @@ class Store:
                     message="Forbidden: no new finalizers can be added"
                     " if the object is being deleted",
                 )
-        if _content(new, spec) != _content(current, spec):
+        if spec.generation and _content(new, spec) != _content(current, spec):
             new["metadata"]["generation"] = current["metadata"].get("generation", 0) + 1
         if _comparable(new) == _comparable(current):
             return copy.deepcopy(current)  # a no-op write: no new resourceVersion, no event
@@ -432,7 +436,8 @@ class Store:
             new = copy.deepcopy(current)
             new["metadata"]["deletionTimestamp"] = self.timestamp()
             new["metadata"]["deletionGracePeriodSeconds"] = 0
-            new["metadata"]["generation"] = meta.get("generation", 0) + 1
+            if spec.generation:
+                new["metadata"]["generation"] = meta.get("generation", 0) + 1
             return self._commit(spec, "MODIFIED", new, copy.deepcopy(current))
         deleted = self._commit(spec, "DELETED", copy.deepcopy(current), copy.deepcopy(current))
         if spec.delete_returns_object:
