@@ -87,6 +87,12 @@ class ClusterNetworkSettings(_Base):
         return value
 
 
+class NodeSettings(_Base):
+    """Who this nodeagent is (set from the downward API in the DaemonSet)."""
+
+    node_name: str = ""
+
+
 class TailscaleSettings(_Base):
     """The default tailnet's control API (a TailscaleTailnet resource may name others)."""
 

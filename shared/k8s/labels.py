@@ -1,0 +1,48 @@
+"""Every label, annotation and finalizer key tailwire reads or writes, in one place."""
+
+from __future__ import annotations
+
+DOMAIN = "tailwire.dev"
+
+# On everything tailwire creates; pruning only ever touches objects carrying it.
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "tailwire"
+PART_OF = "app.kubernetes.io/part-of"
+COMPONENT = "app.kubernetes.io/component"
+
+# Which resource an object belongs to (owner references cannot cross scopes/namespaces).
+OWNER_KIND = f"{DOMAIN}/owner-kind"
+OWNER_NAME = f"{DOMAIN}/owner-name"
+OWNER_NAMESPACE = f"{DOMAIN}/owner-namespace"
+
+# Gateway pods, DaemonSets, ConfigMaps and Secrets of an EgressGroup.
+EGRESS_GROUP = f"{DOMAIN}/egress-group"
+TAILNET = f"{DOMAIN}/tailnet"
+
+# A named network namespace standing in for a pod's netns (tests, `tailwire dev`); in a
+# cluster the nodeagent finds the netns by pod UID instead.
+NETNS = f"{DOMAIN}/netns"
+
+# HTTPRoute/hostname policy for the dnsupdater.
+SPLIT_HORIZON = f"{DOMAIN}/split-horizon"  # "true": tailnet answer only, never ExternalDNS
+PUBLIC = f"{DOMAIN}/public"  # "true": manage the ExternalDNS expose annotation
+
+# Tailscale operator conventions tailwire follows.
+TAILSCALE_HOSTNAME = "tailscale.com/hostname"
+TAILSCALE_LOAD_BALANCER_CLASS = "tailscale"
+
+# Deletion waits for key revocation and node cleanup.
+FINALIZER = f"{DOMAIN}/cleanup"
+
+# Annotation prefixes the watcher keeps on snapshots; everything else is noise downstream.
+KEPT_ANNOTATION_PREFIXES = (
+    f"{DOMAIN}/",
+    "tailscale.com/",
+    "external-dns.alpha.kubernetes.io/",
+    "external-dns.kubernetes.io/",
+)
+
+
+def managed(*, component: str) -> dict[str, str]:
+    """The labels every object tailwire creates carries."""
+    return {MANAGED_BY: MANAGED_BY_VALUE, PART_OF: "tailwire", COMPONENT: component}

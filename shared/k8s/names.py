@@ -1,0 +1,45 @@
+"""Names and host paths both sides of an interface must agree on (renderer <-> nodeagent,
+renderer <-> keyminter). Derived deterministically from the owner, never random."""
+
+from __future__ import annotations
+
+import hashlib
+
+# Per-group gateway state and config on each node (a hostPath the gateway pod mounts and the
+# nodeagent, with hostPID/hostNetwork, writes the config file into).
+GATEWAY_STATE_ROOT = "/var/lib/tailwire/gateways"
+GATEWAY_CONFIG_FILE = "tailscaled.json"
+GATEWAY_SOCKET_FILE = "tailscaled.sock"
+AUTHKEY_MOUNT = "/etc/tailwire/authkey"
+AUTHKEY_SECRET_KEY = "authkey"
+
+
+def _short(value: str, *, limit: int) -> str:
+    """`value` if it fits, else a prefix plus a stable hash, so names stay DNS-valid."""
+    if len(value) <= limit:
+        return value
+    digest = hashlib.sha256(value.encode()).hexdigest()[:8]
+    return f"{value[: limit - 9].rstrip('-.')}-{digest}"
+
+
+def gateway_workload(group: str) -> str:
+    """DaemonSet (and ConfigMap) name of an EgressGroup's gateway."""
+    return _short(f"tailwire-gw-{group}", limit=63)
+
+
+def authkey_secret(group: str) -> str:
+    return _short(f"tailwire-gw-{group}-authkey", limit=253)
+
+
+def gateway_state_dir(*, group: str, tailnet: str) -> str:
+    """Host directory of one group's gateway state, keyed by group and tailnet."""
+    return f"{GATEWAY_STATE_ROOT}/{_short(tailnet, limit=63)}/{_short(group, limit=63)}"
+
+
+def gateway_hostname(*, group: str, node: str) -> str:
+    """The per-node tailnet hostname of a group's gateway (revocation finds them by prefix)."""
+    return _short(f"{hostname_prefix(group)}-{node.split('.')[0]}", limit=63)
+
+
+def hostname_prefix(group: str) -> str:
+    return _short(f"tailwire-{group}", limit=40)
