@@ -18,7 +18,7 @@ async def api_client(kube: settings.KubernetesSettings | None = None) -> client.
     kube = kube or settings.KubernetesSettings()
     if kube.kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
         try:
-            config.load_incluster_config()
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
             return client.ApiClient()
         except ConfigException as exc:
             raise errors.ConfigurationError(f"in-cluster Kubernetes config: {exc}") from exc
