@@ -29,8 +29,9 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml setup.py
 	@test -x $(PY) || python3 -m venv $(VENV)
-	@$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-	@$(PY) -m pip install -q -e ".[dev]" 2>&1 | grep -v '^WARNING: Location' || true
+	@echo "installing Python packages into $(VENV) (log: $(VENV)/pip.log)"
+	@$(PY) -m pip install --upgrade pip > $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
+	@$(PY) -m pip install -e ".[dev]" >> $(VENV)/pip.log 2>&1 || { cat $(VENV)/pip.log; exit 1; }
 	@$(PY) -c "import tailwire.shared, tailwire.cli" && touch $(STAMP)
 
 lint: venv

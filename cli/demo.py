@@ -98,11 +98,11 @@ async def _run_services(server: natsserver.NatsServer, *, console: Console) -> i
 
 
 async def _wait_ready(
-    ports: dict[running.ServiceName, int], processes: Processes, *, timeout: float = 60.0
+    ports: dict[running.ServiceName, int], processes: Processes, *, within: float = 60.0
 ) -> None:
     """Until every service answers 200 on /readyz (or one of them died)."""
     pending = dict(ports)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as session:
         while pending and time.monotonic() < deadline:
             for name, port in list(pending.items()):
