@@ -110,12 +110,31 @@ class BackendConfig(common.Spec):
     health_check: HealthCheck | None = None
 
 
+class ParentReference(common.Spec):
+    """One more Gateway a generated route attaches to (the multi-gateway pattern of
+    three-gateway-architecture.md: the LAN gateway beside the tailscale one)."""
+
+    group: str = "gateway.networking.k8s.io"
+    kind: str = "Gateway"
+    name: str = Field(min_length=1)
+    namespace: str | None = None
+    section_name: str | None = None
+
+
 class IngressRouteConfig(common.Spec):
     enabled: bool = False
     host_pattern: HostTemplate | None = None
     path_prefix: PathTemplate = "/"
     default_backend: BackendConfig | None = None
     filters: list[HTTPRouteFilter] = Field(default_factory=list)
+    # tailwire additions (not in the seed reference), all optional:
+    # Which Services get a route. Default: every Service in `namespaces` with a port named
+    # http or https; with a selector, the Services whose labels match it.
+    service_selector: common.LabelSelector | None = None
+    # Namespaces to look for Services in; empty means the TailscaleGateway's own namespace.
+    namespaces: list[str] = Field(default_factory=list)
+    # Gateways the routes attach to besides spec.gatewayRef.
+    additional_parent_refs: list[ParentReference] = Field(default_factory=list)
 
 
 class RewriteRule(common.Spec):
@@ -214,6 +233,48 @@ class ObservabilityConfig(common.Spec):
     logging: LoggingConfig | None = None
 
 
+class StackManagement(common.Spec):
+    """Which objects of the Gateway stack tailwire creates and owns. An object that is not
+    managed is referenced by name and must exist; tailwire never overwrites it."""
+
+    gateway_class: bool = True
+    envoy_proxy: bool = True
+    gateway: bool = True
+    certificate: bool = True
+    internal_service: bool = True
+
+
+class IssuerRef(common.Spec):
+    """The cert-manager issuer of the wildcard certificate."""
+
+    name: str = Field(min_length=1)
+    kind: Literal["Issuer", "ClusterIssuer"] = "ClusterIssuer"
+    group: str = "cert-manager.io"
+
+
+class StackConfig(common.Spec):
+    """The Envoy Gateway + Tailscale LoadBalancer stack (seeds/homelab-gateway-api-tailscale.txt)
+    behind spec.gatewayRef. Without spec.stack, tailwire manages no part of it."""
+
+    manage: StackManagement = Field(default_factory=StackManagement)
+    gateway_class_name: str = Field(default="tailscale", min_length=1, max_length=253)
+    controller_name: str = "gateway.envoyproxy.io/gatewayclass-controller"
+    # The EnvoyProxy the GatewayClass points at; default `<gatewayClassName>-proxy`.
+    envoy_proxy_name: str | None = None
+    # The tailnet device name of the Envoy LoadBalancer Service; default the Gateway's name.
+    tailscale_hostname: str | None = Field(default=None, max_length=63)
+    # `example.com`: the HTTPS listener serves `*.example.com` with the wildcard certificate.
+    wildcard_domain: str | None = None
+    issuer_ref: IssuerRef | None = None
+    # The Secret the certificate is stored in; default `<gateway>-wildcard-tls`.
+    certificate_secret_name: str | None = None
+    # Where Envoy Gateway runs the Envoy pods (its controller namespace): the internal
+    # Service must live beside them.
+    envoy_namespace: str = "envoy-gateway-system"
+    internal_service_name: str = "gateway-internal"
+    envoy_replicas: int | None = Field(default=None, ge=1, le=100)
+
+
 class TailscaleGatewaySpec(common.Spec):
     gateway_ref: common.LocalPolicyTargetReference
     tailnets: list[TailnetConfiguration] = Field(min_length=1)
@@ -221,6 +282,8 @@ class TailscaleGatewaySpec(common.Spec):
     load_balancing: LoadBalancingConfig | None = None
     security: SecurityConfig | None = None
     observability: ObservabilityConfig | None = None
+    # tailwire addition: which parts of the Gateway stack tailwire manages (None: none).
+    stack: StackConfig | None = None
 
 
 class TailnetStatus(common.Spec):
@@ -303,4 +366,32 @@ def check(gateway: TailscaleGateway) -> list[errors.Problem]:
                         message="required when route generation is enabled",
                     )
                 )
+    problems += _check_stack(spec.stack)
+    return problems
+
+
+def _check_stack(stack: StackConfig | None) -> list[errors.Problem]:
+    if stack is None:
+        return []
+    problems: list[errors.Problem] = []
+    for field, value in (
+        ("spec.stack.wildcardDomain", stack.wildcard_domain),
+        ("spec.stack.tailscaleHostname", stack.tailscale_hostname),
+    ):
+        if value is not None and not common.DNS_SUBDOMAIN.match(value):
+            problems.append(errors.Problem(field=field, message=f"{value!r} is not a DNS name"))
+    if (stack.manage.certificate or stack.manage.gateway) and not stack.wildcard_domain:
+        problems.append(
+            errors.Problem(
+                field="spec.stack.wildcardDomain",
+                message="required when tailwire manages the Gateway or the Certificate",
+            )
+        )
+    if stack.manage.certificate and stack.issuer_ref is None:
+        problems.append(
+            errors.Problem(
+                field="spec.stack.issuerRef",
+                message="required when tailwire manages the Certificate",
+            )
+        )
     return problems
