@@ -42,6 +42,10 @@ class GatewayAssignment(base.Frozen):
     fwmark: int = Field(ge=1, le=2**32 - 1)
     table: int = Field(ge=1, le=2**31 - 1)
     config_hash: str = ""
+    # Added by the renderer (issue 5): the per-node tailnet hostname; the group's config
+    # (`tailwire.v1.gateway.<group>.config`) is shared by every node, so the agent writes this
+    # value as `Hostname` into the node's copy of the file. None: keep the config's own.
+    hostname: str | None = None
 
 
 class MemberAssignment(base.Frozen):
