@@ -91,6 +91,11 @@ class NodeSettings(_Base):
     """Who this nodeagent is (set from the downward API in the DaemonSet)."""
 
     node_name: str = ""
+    # Host directory holding each gateway's config file and LocalAPI socket
+    # (tailwire.shared.k8s.names.GATEWAY_STATE_ROOT in a deployment; a temp dir in tests).
+    gateway_state_root: str = "/var/lib/tailwire/gateways"
+    # Where pod network namespaces are searched by UID (`/proc/*/cgroup`, needs hostPID).
+    proc_root: str = "/proc"
 
 
 class TailscaleSettings(_Base):

@@ -31,9 +31,12 @@ def authkey_secret(group: str) -> str:
     return _short(f"tailwire-gw-{group}-authkey", limit=253)
 
 
-def gateway_state_dir(*, group: str, tailnet: str) -> str:
-    """Host directory of one group's gateway state, keyed by group and tailnet."""
-    return f"{GATEWAY_STATE_ROOT}/{_short(tailnet, limit=63)}/{_short(group, limit=63)}"
+def gateway_state_dir(*, group: str, tailnet: str, root: str = GATEWAY_STATE_ROOT) -> str:
+    """Host directory of one group's gateway state, keyed by group and tailnet.
+
+    `root` is the host's state root; the nodeagent's tests point it at a temp dir.
+    """
+    return f"{root.rstrip('/')}/{_short(tailnet, limit=63)}/{_short(group, limit=63)}"
 
 
 def gateway_hostname(*, group: str, node: str) -> str:
