@@ -27,6 +27,14 @@ NETNS = f"{DOMAIN}/netns"
 SPLIT_HORIZON = f"{DOMAIN}/split-horizon"  # "true": tailnet answer only, never ExternalDNS
 PUBLIC = f"{DOMAIN}/public"  # "true": manage the ExternalDNS expose annotation
 
+# The dnsupdater's record of which ExternalDNS annotation keys it wrote (comma-separated), so
+# it only ever removes what it manages.
+DNS_MANAGED_ANNOTATIONS = f"{DOMAIN}/dns-managed-annotations"
+
+# Envoy Gateway labels the Service (and pods) of a Gateway with its owner.
+ENVOY_OWNING_GATEWAY_NAME = "gateway.envoyproxy.io/owning-gateway-name"
+ENVOY_OWNING_GATEWAY_NAMESPACE = "gateway.envoyproxy.io/owning-gateway-namespace"
+
 # Tailscale operator conventions tailwire follows.
 TAILSCALE_HOSTNAME = "tailscale.com/hostname"
 TAILSCALE_LOAD_BALANCER_CLASS = "tailscale"
