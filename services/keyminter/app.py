@@ -1,20 +1,114 @@
-"""Wiring of the keyminter: settings -> broker -> routers -> lifespan. No logic lives here."""
+"""Wiring of the keyminter: settings -> adapters -> minter -> router -> lifespan. No logic here.
+
+Starts without any credentials: it then logs that no default tailnet is configured and
+answers requests for it with `keys.failed` naming the missing setting. Kubernetes access is
+opened on first use, so a missing kubeconfig fails requests, not the process.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import random
+
+from kubernetes_asyncio import client
 from opentelemetry.sdk.trace import TracerProvider
 
-from tailwire.shared import runtime, settings, subjects
+from tailwire.services.keyminter import configuration, domain, handlers, minting
+from tailwire.services.keyminter.adapters import secrets, tailnets, timing
+from tailwire.shared import errors, runtime, settings, subjects
+from tailwire.shared.k8s import client as k8s_client
+
+log = logging.getLogger(__name__)
 
 
 def create(
     *,
     bus_settings: settings.BusSettings | None = None,
     tracer_provider: TracerProvider | None = None,
+    keyminter_settings: configuration.KeyminterSettings | None = None,
+    tailscale_settings: settings.TailscaleSettings | None = None,
+    kube_settings: settings.KubernetesSettings | None = None,
+    api_client: secrets.ApiClientFactory | None = None,
+    http: tailnets.HttpFactory = tailnets.default_http,
+    clock: timing.Clock | None = None,
+    sleep: timing.Sleeper = timing.real_sleep,
 ) -> runtime.ServiceRuntime:
     """The keyminter's runtime, from `TAILWIRE_*` settings unless given."""
-    return runtime.build_app(
+    km = keyminter_settings or configuration.KeyminterSettings()
+    tailscale = tailscale_settings or settings.TailscaleSettings()
+    kube = kube_settings or settings.KubernetesSettings()
+    clock = clock or timing.SystemClock()
+    opened: list[client.ApiClient] = []
+
+    async def open_api_client() -> client.ApiClient:
+        if not opened:
+            opened.append(await k8s_client.api_client(kube))
+        return opened[0]
+
+    factory = api_client or open_api_client
+    directory = tailnets.Tailnets(
+        tailscale=tailscale,
+        kube=kube,
+        api_client=factory,
+        clock=clock,
+        sleep=sleep,
+        backoff=domain.Backoff(
+            base=km.backoff_base_seconds, cap=km.backoff_cap_seconds, attempts=km.retry_attempts
+        ),
+        rate=km.rate_per_second,
+        burst=km.rate_burst,
+        http=http,
+        rng=random.Random(),
+    )
+    minter = minting.Minter(
+        store=secrets.SecretStore(factory),
+        tailnets=directory,
+        clock=clock,
+        policy=minting.Policy(
+            renewal_fraction=km.renewal_fraction, key_expiry_seconds=km.key_expiry_seconds
+        ),
+    )
+    work = handlers.KeyWork(minter=minter)
+    tasks: list[asyncio.Task[None]] = []
+    holder: list[runtime.ServiceRuntime] = []
+
+    async def announce() -> None:
+        if directory.default_configured:
+            log.info("keyminter: default tailnet %r configured", tailscale.tailscale_tailnet)
+        else:
+            log.warning("keyminter: %s", tailnets.MISSING_DEFAULT)
+
+    async def renewing() -> None:
+        while True:
+            await sleep(km.renewal_check_seconds)
+            try:
+                await work.renew_due(broker=holder[0].broker)
+            except errors.TailwireError as exc:
+                log.warning("keyminter: renewal pass failed: %s", exc)
+
+    async def start_renewal() -> None:
+        tasks.append(asyncio.create_task(renewing(), name="keyminter-renewal"))
+
+    async def stop() -> None:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await minter.store.close()
+        await directory.close()
+        for api in opened:
+            await api.close()
+
+    service_runtime = runtime.build_app(
         service=subjects.Service.KEYMINTER,
+        routers=[handlers.build_router(work=work, durable=km.durable)],
         bus_settings=bus_settings,
         tracer_provider=tracer_provider,
+        on_startup=[announce],
+        after_startup=[start_renewal],
+        on_shutdown=[stop],
     )
+    holder.append(service_runtime)
+    return service_runtime

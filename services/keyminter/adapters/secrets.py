@@ -1,0 +1,250 @@
+"""The owners' Secrets: where a minted key lives, and the keyminter's only durable state.
+
+A Secret holds the key under `AUTHKEY_SECRET_KEY`; its annotations say which key it is
+(id, issue and expiry times, tailnet, tags) and which request it answers, so a restarted
+keyminter renews from Secrets alone. Creation is create-or-409 and replacement carries the
+`resourceVersion` it read, so two writers never both win. Kubernetes errors leave as
+`tailwire.shared.errors`. This module must not log or raise the key, and never returns it:
+readers get `domain.StoredKey`, which has no field for it.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+from pydantic import SecretStr, ValidationError
+
+from tailwire.services.keyminter import domain
+from tailwire.shared import errors
+from tailwire.shared.events import keys
+from tailwire.shared.k8s import labels, names
+
+COMPONENT = "keyminter"
+# Annotation keys on the Secrets the keyminter writes (all under tailwire.dev/).
+KEY_ID = f"{labels.DOMAIN}/key-id"
+ISSUED_AT = f"{labels.DOMAIN}/key-issued-at"
+EXPIRES_AT = f"{labels.DOMAIN}/key-expires-at"
+KEY_TAILNET = f"{labels.DOMAIN}/key-tailnet"
+KEY_TAGS = f"{labels.DOMAIN}/key-tags"
+KEY_REQUEST = f"{labels.DOMAIN}/key-request"  # the KeyRequest it answers (JSON, no secret)
+
+ApiClientFactory = Callable[[], Awaitable[client.ApiClient]]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Current:
+    """A Secret as read: what key it holds and the version to replace it at."""
+
+    stored: domain.StoredKey | None
+    resource_version: str | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Managed:
+    """A Secret the keyminter wrote, with the request that produced it (for renewal)."""
+
+    namespace: str
+    name: str
+    stored: domain.StoredKey
+    request: keys.KeyRequest
+
+
+def convert_api_exception(exc: ApiException, *, what: str) -> errors.BackendError:
+    status = exc.status or 0
+    message = f"{what}: HTTP {status} {exc.reason or ''}".strip()
+    if status == 404:
+        return errors.NotFound(message)
+    if status == 409:
+        return errors.Conflict(message)
+    if status in (401, 403):
+        return errors.AuthenticationFailed(message)
+    if status == 429 or status >= 500:
+        return errors.TransientBackendError(message)
+    return errors.PermanentBackendError(message)
+
+
+def _time(value: str | None) -> datetime.datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _stored_from(
+    meta_annotations: dict[str, str] | None, data: dict[str, str] | None
+) -> domain.StoredKey | None:
+    annotations = meta_annotations or {}
+    issued, expires = _time(annotations.get(ISSUED_AT)), _time(annotations.get(EXPIRES_AT))
+    key_id = annotations.get(KEY_ID)
+    if not key_id or issued is None or expires is None:
+        return None  # not ours, or damaged: treat as no key and mint over it
+    return domain.StoredKey(
+        key_id=key_id,
+        tailnet=annotations.get(KEY_TAILNET, ""),
+        tags=tuple(t for t in annotations.get(KEY_TAGS, "").split(",") if t),
+        issued_at=issued,
+        expires_at=expires,
+        has_key=bool((data or {}).get(names.AUTHKEY_SECRET_KEY)),
+    )
+
+
+def secret_body(
+    *,
+    request: keys.KeyRequest,
+    tailnet: str,
+    key_id: str,
+    secret: SecretStr,
+    issued_at: datetime.datetime,
+    expires_at: datetime.datetime,
+    resource_version: str | None,
+) -> dict[str, Any]:
+    """The Secret for `request`: owned by the requester where Kubernetes allows it."""
+    owner = request.owner
+    metadata: dict[str, Any] = {
+        "name": request.secret_name,
+        "namespace": request.secret_namespace,
+        "labels": {
+            **labels.managed(component=COMPONENT),
+            labels.OWNER_KIND: owner.kind,
+            labels.OWNER_NAME: owner.name,
+            **({labels.OWNER_NAMESPACE: owner.namespace} if owner.namespace else {}),
+            **({labels.TAILNET: tailnet} if _label_value_ok(tailnet) else {}),
+        },
+        "annotations": {
+            KEY_ID: key_id,
+            ISSUED_AT: issued_at.isoformat(),
+            EXPIRES_AT: expires_at.isoformat(),
+            KEY_TAILNET: tailnet,
+            KEY_TAGS: ",".join(request.tags),
+            KEY_REQUEST: request.model_copy(update={"revoke": False}).model_dump_json(),
+        },
+    }
+    # An owner reference cannot cross namespaces: a cluster-scoped owner (EgressGroup) or
+    # one in the Secret's namespace owns it; otherwise the labels alone name the owner.
+    if owner.namespace in (None, request.secret_namespace):
+        metadata["ownerReferences"] = [
+            {
+                "apiVersion": owner.api_version,
+                "kind": owner.kind,
+                "name": owner.name,
+                "uid": owner.uid,
+                "blockOwnerDeletion": False,
+                "controller": False,
+            }
+        ]
+    if resource_version is not None:
+        metadata["resourceVersion"] = resource_version
+    value = base64.b64encode(secret.get_secret_value().encode()).decode("ascii")
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata,
+        "type": "Opaque",
+        "data": {names.AUTHKEY_SECRET_KEY: value},
+    }
+
+
+def _label_value_ok(value: str) -> bool:
+    return 0 < len(value) <= 63 and all(c.isalnum() or c in "-_." for c in value)
+
+
+class SecretStore:
+    """Reads and writes the owners' Secrets through the Kubernetes API."""
+
+    def __init__(self, api_client: ApiClientFactory) -> None:
+        self._factory = api_client
+        self._core: client.CoreV1Api | None = None
+
+    async def _api(self) -> client.CoreV1Api:
+        if self._core is None:
+            self._core = client.CoreV1Api(await self._factory())
+        return self._core
+
+    async def close(self) -> None:
+        """Forget the API handle (the ApiClient belongs to whoever made the factory)."""
+        self._core = None
+
+    async def read(self, *, namespace: str, name: str) -> Current:
+        what = f"read Secret {namespace}/{name}"
+        api = await self._api()
+        try:
+            secret = await api.read_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return Current(stored=None, resource_version=None)
+            raise convert_api_exception(exc, what=what) from None
+        except aiohttp.ClientError as exc:
+            raise errors.TransientBackendError(f"{what}: {type(exc).__name__}") from None
+        return Current(
+            stored=_stored_from(secret.metadata.annotations, secret.data),
+            resource_version=secret.metadata.resource_version,
+        )
+
+    async def write(self, body: dict[str, Any]) -> None:
+        """Create the Secret, or replace it at the `resourceVersion` in `body`; 409 -> Conflict."""
+        meta = body["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        api = await self._api()
+        wire: Any = body  # the client serialises plain dicts as they are
+        try:
+            if meta.get("resourceVersion") is None:
+                await api.create_namespaced_secret(namespace, wire)
+            else:
+                await api.replace_namespaced_secret(name, namespace, wire)
+        except ApiException as exc:
+            raise convert_api_exception(exc, what=f"write Secret {namespace}/{name}") from None
+        except aiohttp.ClientError as exc:
+            what = f"write Secret {namespace}/{name}"
+            raise errors.TransientBackendError(f"{what}: {type(exc).__name__}") from None
+
+    async def delete(self, *, namespace: str, name: str) -> None:
+        api = await self._api()
+        try:
+            await api.delete_namespaced_secret(name, namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise convert_api_exception(exc, what=f"delete Secret {namespace}/{name}") from None
+        except aiohttp.ClientError as exc:
+            what = f"delete Secret {namespace}/{name}"
+            raise errors.TransientBackendError(f"{what}: {type(exc).__name__}") from None
+
+    async def list_managed(self) -> list[Managed]:
+        """Every Secret the keyminter wrote, in all namespaces, with its request."""
+        selector = f"{labels.MANAGED_BY}={labels.MANAGED_BY_VALUE},{labels.COMPONENT}={COMPONENT}"
+        api = await self._api()
+        try:
+            listing = await api.list_secret_for_all_namespaces(label_selector=selector)
+        except ApiException as exc:
+            raise convert_api_exception(exc, what="list keyminter Secrets") from None
+        except aiohttp.ClientError as exc:
+            raise errors.TransientBackendError(f"list Secrets: {type(exc).__name__}") from None
+        found = []
+        for secret in listing.items:
+            annotations = secret.metadata.annotations or {}
+            stored = _stored_from(annotations, secret.data)
+            raw_request = annotations.get(KEY_REQUEST)
+            if stored is None or not raw_request:
+                continue
+            try:
+                request = keys.KeyRequest.model_validate_json(raw_request)
+            except ValidationError:
+                continue
+            found.append(
+                Managed(
+                    namespace=secret.metadata.namespace,
+                    name=secret.metadata.name,
+                    stored=stored,
+                    request=request,
+                )
+            )
+        return found

@@ -1,0 +1,208 @@
+"""Tailscale API v2 client: OAuth client credentials, auth keys, devices, split DNS.
+
+Takes an injected `httpx.AsyncClient` (its base URL is the API, e.g.
+`https://api.tailscale.com`), so tests point it at the local control-API fake over real
+HTTP. The access token is cached until shortly before `expires_in` on the injected clock and
+fetched again once when the API answers 401. Errors leave as `tailwire.shared.errors`
+(see `backends`). It must not retry on its own (callers wrap it in `retrying`), log a
+request, or put a token, a client secret or a key in any message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import urllib.parse
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from tailwire.services.keyminter import domain
+from tailwire.services.keyminter.adapters import backends, timing
+from tailwire.shared import errors
+
+TOKEN_PATH = "/api/v2/oauth/token"  # noqa: S105 (an endpoint, not a credential)
+# Fetch a new token this long before the old one expires (or at half its life if shorter).
+TOKEN_MARGIN = datetime.timedelta(seconds=60)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Token:
+    value: SecretStr = dataclasses.field(repr=False)
+    refresh_at: datetime.datetime
+
+
+class TailscaleClient:
+    """One tailnet of the Tailscale API v2, authenticated as an OAuth client."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        tailnet: str,
+        client_id: str,
+        client_secret: SecretStr,
+        clock: timing.Clock,
+        name: str | None = None,
+    ) -> None:
+        self._http = http
+        self._tailnet = urllib.parse.quote(tailnet, safe="")
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._clock = clock
+        self._token: _Token | None = None
+        self.name = name or tailnet
+
+    # --- authentication -------------------------------------------------------------------
+
+    async def _access_token(self) -> SecretStr:
+        now = self._clock.now()
+        if self._token is not None and now < self._token.refresh_at:
+            return self._token.value
+        form = {
+            "client_id": self._client_id,
+            "client_secret": self._client_secret.get_secret_value(),
+            "grant_type": "client_credentials",
+        }
+        try:
+            response = await self._http.post(TOKEN_PATH, data=form)
+        except httpx.HTTPError as exc:
+            raise backends.transport_error(exc, what="oauth token") from None
+        backends.check_response(response, what="oauth token", now=now)
+        try:
+            body = response.json()
+            value = SecretStr(str(body["access_token"]))
+            lifetime = datetime.timedelta(seconds=float(body.get("expires_in", 3600)))
+        except (ValueError, KeyError, TypeError):
+            raise errors.PermanentBackendError("oauth token: malformed response") from None
+        margin = min(TOKEN_MARGIN, lifetime / 2)
+        self._token = _Token(value=value, refresh_at=now + lifetime - margin)
+        return value
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        for attempt in (1, 2):
+            token = await self._access_token()
+            headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
+            try:
+                response = await self._http.request(
+                    method, path, json=json, params=params, headers=headers
+                )
+            except httpx.HTTPError as exc:
+                raise backends.transport_error(exc, what=what) from None
+            if response.status_code == 401 and attempt == 1:
+                # Expired or revoked early: one fresh token, then the 401 stands.
+                self._token = None
+                continue
+            backends.check_response(response, what=what, now=self._clock.now())
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _path(self, suffix: str) -> str:
+        return f"/api/v2/tailnet/{self._tailnet}/{suffix}"
+
+    # --- keys -----------------------------------------------------------------------------
+
+    async def mint_key(
+        self,
+        *,
+        tags: tuple[str, ...],
+        reusable: bool,
+        ephemeral: bool,
+        preauthorized: bool,
+        expiry_seconds: int,
+        description: str,
+    ) -> backends.MintedKey:
+        body = {
+            "capabilities": {
+                "devices": {
+                    "create": {
+                        "reusable": reusable,
+                        "ephemeral": ephemeral,
+                        "preauthorized": preauthorized,
+                        "tags": list(tags),
+                    }
+                }
+            },
+            "expirySeconds": expiry_seconds,
+            "description": description[: domain.MAX_DESCRIPTION],
+        }
+        response = await self._request("POST", self._path("keys"), what="create key", json=body)
+        try:
+            data = response.json()
+            return backends.MintedKey(
+                key_id=str(data["id"]),
+                secret=SecretStr(str(data["key"])),
+                expires_at=_parse_time(str(data["expires"])),
+            )
+        except (ValueError, KeyError, TypeError):
+            raise errors.PermanentBackendError("create key: malformed response") from None
+
+    async def delete_key(self, key_id: str) -> None:
+        path = self._path(f"keys/{urllib.parse.quote(key_id, safe='')}")
+        with contextlib.suppress(errors.NotFound):  # already gone: what we wanted
+            await self._request("DELETE", path, what=f"delete key {key_id}")
+
+    async def list_keys(self) -> list[domain.KeyInfo]:
+        response = await self._request("GET", self._path("keys"), what="list keys")
+        keys = response.json().get("keys") or []
+        return [
+            domain.KeyInfo(
+                id=str(k.get("id", "")),
+                description=str(k.get("description") or ""),
+                invalid=bool(k.get("invalid", False)),
+            )
+            for k in keys
+            if isinstance(k, dict)
+        ]
+
+    # --- devices --------------------------------------------------------------------------
+
+    async def list_devices(self) -> list[domain.Device]:
+        response = await self._request(
+            "GET", self._path("devices"), what="list devices", params={"fields": "all"}
+        )
+        devices = response.json().get("devices") or []
+        return [
+            domain.Device(
+                id=str(d.get("nodeId") or d.get("id")),
+                hostname=str(d.get("hostname") or ""),
+                tags=tuple(str(t) for t in d.get("tags") or ()),
+            )
+            for d in devices
+            if isinstance(d, dict)
+        ]
+
+    async def delete_device(self, device_id: str) -> None:
+        path = f"/api/v2/device/{urllib.parse.quote(device_id, safe='')}"
+        with contextlib.suppress(errors.NotFound):
+            await self._request("DELETE", path, what=f"delete device {device_id}")
+
+    # --- split DNS ------------------------------------------------------------------------
+
+    async def get_split_dns(self) -> dict[str, list[str]]:
+        response = await self._request("GET", self._path("dns/split-dns"), what="get split DNS")
+        return {str(k): list(v or []) for k, v in response.json().items()}
+
+    async def patch_split_dns(self, changes: dict[str, list[str] | None]) -> dict[str, list[str]]:
+        """Merge `changes` (a None or empty list removes the domain); returns the result."""
+        response = await self._request(
+            "PATCH", self._path("dns/split-dns"), what="patch split DNS", json=changes
+        )
+        return {str(k): list(v or []) for k, v in response.json().items()}
+
+
+def _parse_time(text: str) -> datetime.datetime:
+    moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("timestamp without offset")
+    return moment.astimezone(datetime.UTC)

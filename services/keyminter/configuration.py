@@ -1,0 +1,38 @@
+"""The keyminter's own settings (`TAILWIRE_KEYMINTER_*`), beside the shared
+`TailscaleSettings` (`TAILWIRE_TAILSCALE_*`) of the default tailnet.
+
+This module must not connect to anything; `app.py` reads it once at start.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tailwire.shared import settings
+
+NINETY_DAYS = 90 * 24 * 3600
+
+
+class KeyminterSettings(BaseSettings):
+    """Renewal, retries and rate limits of the keyminter."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=f"{settings.PREFIX}KEYMINTER_", extra="ignore", frozen=True
+    )
+
+    # Renew once this share of a key's lifetime has passed (0.8: at 72 of 90 days).
+    renewal_fraction: float = Field(default=0.8, gt=0.0, lt=1.0)
+    # Lifetime asked for each key (the Tailscale API allows at most 90 days).
+    key_expiry_seconds: int = Field(default=NINETY_DAYS, ge=3600, le=NINETY_DAYS)
+    # How often the renewal pass looks for keys that are due (real seconds).
+    renewal_check_seconds: float = Field(default=300.0, gt=0)
+    # Backoff for 429/5xx: attempts within one message, first delay and cap (seconds).
+    retry_attempts: int = Field(default=5, ge=1, le=20)
+    backoff_base_seconds: float = Field(default=1.0, gt=0)
+    backoff_cap_seconds: float = Field(default=60.0, gt=0)
+    # Per-tailnet limit on control-API calls: average per second and burst.
+    rate_per_second: float = Field(default=2.0, gt=0)
+    rate_burst: int = Field(default=10, ge=1)
+    # JetStream durable consumer name of the key requests (restarts resume from it).
+    durable: str = "tailwire-keyminter-requests"

@@ -1,0 +1,185 @@
+"""The keyminter's subscribers: key request in -> minting -> `keys.ready`/`failed`/`revoked` out.
+
+Key requests arrive on TAILWIRE_WORK through a durable pull consumer, so a restarted
+keyminter resumes where it stopped and unacknowledged requests come back. Every outcome is
+a message: a good key -> `keys.ready`; deletion -> `keys.revoked`; a refusal retrying will
+not fix (credentials refused, tags not owned, nothing configured) -> `keys.failed` plus a
+dead letter, and the request is acknowledged (no retry storm); a transient failure that
+outlived the in-process backoff -> `keys.failed` with `retryable` and the request goes back
+to JetStream with the delay the backoff or the server asked for. The renewal pass publishes
+`keys.ready` for every key it replaced.
+
+This module must not put a key on the bus or in a log: the events have no field for one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable
+
+from faststream.middlewares import AckPolicy
+from faststream.nats import NatsRouter, PullSub
+from faststream.nats.annotations import NatsBroker, NatsMessage
+
+from tailwire.services.keyminter import minting
+from tailwire.shared import bus, errors, subjects
+from tailwire.shared.events import base, deadletter, keys
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[base.Event, str, str], Awaitable[None]]
+
+# Redelivery delay when nothing better is known (seconds).
+DEFAULT_REDELIVERY = 30.0
+
+
+def owner_ref(owner: base.OwnerRef) -> subjects.ObjectRef:
+    """The subject form of an owner; MessageRejected names the field if it has none."""
+    try:
+        kind = subjects.Kind(owner.kind.lower())
+    except ValueError:
+        raise errors.MessageRejected(
+            f"owner.kind: {owner.kind!r} is not a kind tailwire mints keys for"
+        ) from None
+    return subjects.ObjectRef(kind=kind, namespace=owner.namespace, name=owner.name)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Failure:
+    """How a failed request is reported: reason, message, and whether it comes back."""
+
+    reason: str
+    message: str
+    retry_after: float | None  # None: permanent (acknowledged and dead-lettered)
+
+
+def classify(exc: errors.TailwireError) -> Failure:
+    """The reason a failure gets on `keys.failed`, from the error tree alone."""
+    message = str(exc)
+    if isinstance(exc, errors.ConfigurationError):
+        return Failure(reason="NotConfigured", message=message, retry_after=None)
+    if isinstance(exc, errors.AuthenticationFailed):
+        return Failure(reason="AuthenticationFailed", message=message, retry_after=None)
+    if isinstance(exc, errors.PermanentBackendError):
+        reason = "TagsNotPermitted" if "tags" in message.lower() else "Refused"
+        return Failure(reason=reason, message=message, retry_after=None)
+    if isinstance(exc, errors.TransientBackendError):
+        delay = exc.retry_after if exc.retry_after is not None else DEFAULT_REDELIVERY
+        return Failure(reason="BackendUnavailable", message=message, retry_after=delay)
+    return Failure(reason="Error", message=message, retry_after=DEFAULT_REDELIVERY)
+
+
+class KeyWork:
+    """Runs one request through the minter and turns the outcome into events."""
+
+    def __init__(self, *, minter: minting.Minter) -> None:
+        self.minter = minter
+
+    async def handle(
+        self, request: keys.KeyRequest, *, broker: NatsBroker, subject: str, payload: bytes
+    ) -> Failure | None:
+        """Do the work and publish its event; returns the failure, if any, for ack/nack."""
+        ref = owner_ref(request.owner)
+        if subject and subject != subjects.keys_request(ref):
+            raise errors.MessageRejected(
+                f"owner: the body names {ref} but the message came on {subject}"
+            )
+        tailnet = self.minter.tailnets.label(request.tailnet)
+        try:
+            if request.revoke:
+                revoked = await self.minter.revoke(request)
+                await bus.publish(
+                    broker,
+                    revoked,
+                    subject=subjects.keys_revoked(ref),
+                    msg_id=f"{request.owner.uid}:revoked",
+                )
+            else:
+                ready = await self.minter.ensure_key(request)
+                await publish_ready(broker, ready)
+            return None
+        except errors.TailwireError as exc:
+            if isinstance(exc, errors.MessageRejected):
+                raise
+            failure = classify(exc)
+            if isinstance(exc, errors.AuthenticationFailed):
+                # Rotated credentials are picked up on the next request.
+                self.minter.tailnets.forget(request.tailnet)
+        log.warning("key request for %s failed (%s): %s", ref, failure.reason, failure.message)
+        await bus.publish(
+            broker,
+            keys.KeyFailed(
+                owner=request.owner,
+                tailnet=tailnet,
+                reason=failure.reason,
+                message=failure.message,
+                retryable=failure.retry_after is not None,
+            ),
+            subject=subjects.keys_failed(ref),
+            msg_id=bus.content_id(subject, payload + failure.reason.encode()),
+        )
+        if failure.retry_after is None:
+            letter = deadletter.DeadLetter.of(
+                service=str(subjects.Service.KEYMINTER),
+                subject=subject,
+                reason=f"{failure.reason}: {failure.message}",
+                payload=payload,
+                headers={},
+            )
+            await bus.publish(
+                broker,
+                letter,
+                subject=subjects.deadletter(subjects.Service.KEYMINTER),
+                msg_id=bus.content_id(subject, payload),
+            )
+        return failure
+
+    async def renew_due(self, *, broker: NatsBroker) -> int:
+        """Renew every key past its renewal point; returns how many were renewed."""
+        renewed = 0
+        for request in await self.minter.due_for_renewal():
+            ref = owner_ref(request.owner)
+            failure = await self.handle(
+                request,
+                broker=broker,
+                subject=subjects.keys_request(ref),
+                payload=request.to_bytes(),
+            )
+            renewed += failure is None
+        return renewed
+
+
+async def publish_ready(broker: NatsBroker, ready: keys.KeyReady) -> None:
+    await bus.publish(
+        broker,
+        ready,
+        subject=subjects.keys_ready(owner_ref(ready.owner)),
+        msg_id=f"{ready.owner.uid}:{ready.key_id}",
+    )
+
+
+def build_router(*, work: KeyWork, durable: str) -> NatsRouter:
+    """The subscriber of `tailwire.v1.keys.request.>` on a durable pull consumer."""
+    router = NatsRouter()
+
+    @router.subscriber(
+        subjects.keys_filter("request"),
+        stream=bus.stream(bus.WORK_STREAM),
+        durable=durable,
+        pull_sub=PullSub(batch_size=1, timeout=1.0),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )
+    async def on_key_request(
+        request: keys.KeyRequest, message: NatsMessage, broker: NatsBroker
+    ) -> None:
+        subject = message.raw_message.subject
+        failure = await work.handle(
+            request, broker=broker, subject=subject, payload=bytes(message.body)
+        )
+        if failure is not None and failure.retry_after is not None:
+            await message.nack(delay=failure.retry_after)
+        else:
+            await message.ack()
+
+    return router
