@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from tailwire.cli import demo as demo_script
-from tailwire.cli import running, validating
+from tailwire.cli import rendering, running, validating
 
 app = typer.Typer(
     name="tailwire",
@@ -63,6 +63,35 @@ def crds(
 ) -> None:
     """Print (or write) the CustomResourceDefinitions generated from the models."""
     raise typer.Exit(validating.write_crds(output=output, check=check, out=sys.stdout))
+
+
+@app.command()
+def render(
+    files: Annotated[
+        list[str], typer.Option("--file", "-f", help="Custom resources; '-' reads stdin.")
+    ],
+    cluster: Annotated[
+        list[str] | None,
+        typer.Option("--cluster", help="Namespaces, Nodes and Pods (kubectl get -o yaml)."),
+    ] = None,
+    cluster_cidrs: Annotated[
+        str | None, typer.Option("--cluster-cidrs", help="Comma-separated cluster CIDRs.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Directory: one file per object.")
+    ] = None,
+) -> None:
+    """Print every manifest and node plan the renderer would produce (deterministic)."""
+    cidrs = [c.strip() for c in cluster_cidrs.split(",") if c.strip()] if cluster_cidrs else None
+    code = rendering.render_files(
+        resources=files,
+        cluster=cluster or [],
+        cluster_cidrs=cidrs,
+        output=output,
+        out=sys.stdout,
+        err=sys.stderr,
+    )
+    raise typer.Exit(code)
 
 
 @app.command()

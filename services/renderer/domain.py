@@ -1,1 +1,80 @@
-"""Pure domain logic of the renderer: frozen models and functions, no I/O, no framework."""
+"""Pure pieces every part of the renderer shares: what a computation hands back to be
+applied, and how manifests are identified and ordered.
+
+Egress (`egress/`) and ingress (`ingress/`) each turn the cluster view into a `Rendered`;
+the handlers apply and prune it, `tailwire render` prints it. No I/O, no framework here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from tailwire.services.renderer import view as view_module
+
+Manifest = dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PruneScope:
+    """Where to look for objects a computation owns: kinds, namespace, label selector.
+
+    Pruning deletes objects found here that are not in the desired set, and only objects
+    carrying `app.kubernetes.io/managed-by=tailwire` (part of every selector).
+    """
+
+    api_version: str
+    kind: str
+    namespace: str | None
+    labels: dict[str, str]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Rendered:
+    """Desired manifests, what to prune against, and extra offline documents (NodePlans)."""
+
+    manifests: tuple[Manifest, ...] = ()
+    prune: tuple[PruneScope, ...] = ()
+    documents: tuple[Manifest, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class RenderInput:
+    """Everything an offline computation may read."""
+
+    view: view_module.ClusterView
+    cluster_cidrs: tuple[str, ...]
+    gateway_namespace: str
+
+
+class Renderer(Protocol):
+    """One computation usable by `tailwire render` (egress, ingress, ...)."""
+
+    def __call__(self, source: RenderInput, /) -> Rendered: ...
+
+
+def object_key(manifest: Manifest) -> tuple[str, str, str, str]:
+    """(apiVersion, kind, namespace, name): identity of an applied object."""
+    metadata = manifest.get("metadata") or {}
+    return (
+        str(manifest.get("apiVersion", "")),
+        str(manifest.get("kind", "")),
+        str(metadata.get("namespace") or ""),
+        str(metadata.get("name", "")),
+    )
+
+
+def file_name(manifest: Manifest) -> str:
+    """`<kind>-<namespace>-<name>.yaml` (lower-case kind, no namespace part if cluster-scoped)."""
+    _, kind, namespace, name = object_key(manifest)
+    parts = [kind.lower(), *([namespace] if namespace else []), name]
+    return "-".join(parts) + ".yaml"
+
+
+def combine(results: Sequence[Rendered]) -> Rendered:
+    return Rendered(
+        manifests=tuple(m for r in results for m in r.manifests),
+        prune=tuple(p for r in results for p in r.prune),
+        documents=tuple(d for r in results for d in r.documents),
+    )

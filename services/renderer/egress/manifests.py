@@ -1,0 +1,198 @@
+"""The Kubernetes objects of a group's gateway, as server-side apply documents.
+
+Per active group: a ConfigMap holding the tailscaled config of every gateway node (one key
+per node, since only the Hostname differs), and a DaemonSet of privileged gateway pods in
+their own netns with state on a hostPath keyed by group and tailnet. The pod template depends
+only on the group's name, tailnet, image and `gateway.nodeSelector`: membership and config
+changes never roll the gateways. Without a nodeSelector, gateways run where the group has
+members, which the renderer says with a per-group label on those Nodes (a Node apply
+document, field manager `tailwire`), not in the template.
+Must not: do I/O, or produce anything without the managed-by label pruning keys on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from tailwire.services.renderer.egress import configs, groups, options
+from tailwire.shared.k8s import labels, names
+from tailwire.shared.resources import egressgroup
+
+COMPONENT = "egress-gateway"
+NODE_LABEL_PREFIX = "egress.tailwire.dev/"
+CONFIG_MOUNT = "/etc/tailwire/config"
+
+Manifest = dict[str, Any]
+
+
+def node_label(group: str) -> str:
+    """The Node label that schedules a group's gateways (name part at most 63 characters)."""
+    if len(group) <= 63:
+        return NODE_LABEL_PREFIX + group
+    digest = hashlib.sha256(group.encode()).hexdigest()[:8]
+    return f"{NODE_LABEL_PREFIX}{group[:54].rstrip('-.')}-{digest}"
+
+
+def object_labels(group: groups.Group) -> dict[str, str]:
+    return {
+        **labels.managed(component=COMPONENT),
+        labels.OWNER_KIND: egressgroup.KIND,
+        labels.OWNER_NAME: group.name,
+        labels.EGRESS_GROUP: group.name,
+        labels.TAILNET: group.tailnet,
+    }
+
+
+def owner_references(group: groups.Group) -> list[dict[str, Any]]:
+    if not group.uid or "/" in group.uid:  # offline render without a uid: nothing to point at
+        return []
+    return [
+        {
+            "apiVersion": egressgroup.API_VERSION,
+            "kind": egressgroup.KIND,
+            "name": group.name,
+            "uid": group.uid,
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+
+
+def _metadata(group: groups.Group, *, namespace: str) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "name": names.gateway_workload(group.name),
+        "namespace": namespace,
+        "labels": object_labels(group),
+    }
+    owners = owner_references(group)
+    if owners:
+        metadata["ownerReferences"] = owners
+    return metadata
+
+
+def config_map(
+    group: groups.Group, *, gateway_nodes: Iterable[str], opts: options.Options
+) -> Manifest:
+    data = {
+        f"{node}.json": json.dumps(
+            configs.tailscaled_config(group, hostname=configs.hostname_for(group, node=node)),
+            indent=2,
+        )
+        + "\n"
+        for node in sorted(gateway_nodes)
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(group, namespace=opts.gateway_namespace),
+        "data": data,
+    }
+
+
+# Until the nodeagent has written this node's config into the state dir, seed it from the
+# ConfigMap (kubelet may lag behind; the nodeagent's copy then wins and is hot-reloaded).
+_CONFIG = names.GATEWAY_CONFIG_FILE
+_SEED_SCRIPT = (
+    f'until [ -s "$STATE/{_CONFIG}" ]; do '
+    f'if [ -s "{CONFIG_MOUNT}/$NODE_NAME.json" ]; '
+    f'then cp "{CONFIG_MOUNT}/$NODE_NAME.json" "$STATE/{_CONFIG}"; '
+    "else sleep 2; fi; done"
+)
+
+
+def daemon_set(group: groups.Group, *, opts: options.Options) -> Manifest:
+    assert group.spec is not None
+    state_dir = names.gateway_state_dir(group=group.name, tailnet=group.tailnet)
+    selector = {labels.EGRESS_GROUP: group.name}
+    node_selector = dict(sorted(group.spec.gateway.node_selector.items())) or {
+        node_label(group.name): "true"
+    }
+    state_mount = {"name": "state", "mountPath": state_dir}
+    template: dict[str, Any] = {
+        "metadata": {"labels": {**labels.managed(component=COMPONENT), **selector}},
+        "spec": {
+            "nodeSelector": node_selector,
+            "tolerations": [{"operator": "Exists"}],
+            "terminationGracePeriodSeconds": 30,
+            "initContainers": [
+                {
+                    "name": "seed-config",
+                    "image": opts.gateway_image,
+                    "command": ["sh", "-c", _SEED_SCRIPT],
+                    "env": [
+                        {"name": "STATE", "value": state_dir},
+                        {
+                            "name": "NODE_NAME",
+                            "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}},
+                        },
+                    ],
+                    "volumeMounts": [
+                        dict(state_mount),
+                        {"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True},
+                    ],
+                }
+            ],
+            "containers": [
+                {
+                    "name": "tailscaled",
+                    "image": opts.gateway_image,
+                    "command": ["tailscaled"],
+                    "args": [
+                        "--tun=tailscale0",
+                        f"--config={state_dir}/{names.GATEWAY_CONFIG_FILE}",
+                        f"--statedir={state_dir}",
+                        f"--socket={state_dir}/{names.GATEWAY_SOCKET_FILE}",
+                    ],
+                    "securityContext": {"privileged": True},
+                    "volumeMounts": [
+                        dict(state_mount),
+                        {"name": "authkey", "mountPath": names.AUTHKEY_MOUNT, "readOnly": True},
+                    ],
+                }
+            ],
+            "volumes": [
+                {"name": "state", "hostPath": {"path": state_dir, "type": "DirectoryOrCreate"}},
+                {"name": "authkey", "secret": {"secretName": names.authkey_secret(group.name)}},
+                {"name": "config", "configMap": {"name": names.gateway_workload(group.name)}},
+            ],
+        },
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": _metadata(group, namespace=opts.gateway_namespace),
+        "spec": {
+            "selector": {"matchLabels": selector},
+            "updateStrategy": {"type": "RollingUpdate"},
+            "template": template,
+        },
+    }
+
+
+def node_labels(
+    *, gateway_nodes: Mapping[str, Iterable[str]], current: Mapping[str, Mapping[str, str]]
+) -> list[Manifest]:
+    """Node apply documents carrying exactly the group labels each node should have.
+
+    `gateway_nodes`: group -> nodes scheduled by label; `current`: node -> its labels now
+    (a node that still carries one of our labels but should not gets an empty document, which
+    removes what the `tailwire` field manager set).
+    """
+    wanted: dict[str, dict[str, str]] = {}
+    for group, nodes_ in gateway_nodes.items():
+        for node in nodes_:
+            wanted.setdefault(node, {})[node_label(group)] = "true"
+    for node, node_labels_ in current.items():
+        if any(key.startswith(NODE_LABEL_PREFIX) for key in node_labels_):
+            wanted.setdefault(node, {})
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": node, "labels": dict(sorted(wanted[node].items()))},
+        }
+        for node in sorted(wanted)
+    ]

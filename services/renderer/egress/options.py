@@ -1,0 +1,24 @@
+"""What the egress computation depends on besides the cluster: address ranges and names.
+
+Built from settings by `app.py` and from flags by `tailwire render`; must not read the
+environment itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from tailwire.shared.events import nodes
+
+DEFAULT_GATEWAY_IMAGE = "ghcr.io/tailscale/tailscale:v1.80.3"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Options:
+    gateway_namespace: str = "tailwire-system"
+    cluster_cidrs: tuple[str, ...] = ("10.244.0.0/16", "10.96.0.0/12")
+    link_cidr_v4: str = "169.254.64.0/18"
+    link_cidr_v6: str = "fd7a:115c:a1e0:ab12:4843::/80"
+    exit_node_table: int = nodes.DEFAULT_EXIT_NODE_TABLE
+    mtu: int = nodes.DEFAULT_MTU
+    gateway_image: str = DEFAULT_GATEWAY_IMAGE
