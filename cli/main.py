@@ -12,6 +12,7 @@ import typer
 
 from tailwire.cli import demo as demo_script
 from tailwire.cli import rendering, running, validating
+from tailwire.shared import permissions
 
 app = typer.Typer(
     name="tailwire",
@@ -92,6 +93,27 @@ def render(
         err=sys.stderr,
     )
     raise typer.Exit(code)
+
+
+@app.command("nats-config")
+def nats_config(
+    nodes: Annotated[
+        str, typer.Option("--nodes", help="Comma-separated node names: one nodeagent user each.")
+    ] = "",
+    store_dir: Annotated[str, typer.Option(help="JetStream store directory.")] = "/data/jetstream",
+) -> None:
+    """Print a nats-server config: JetStream and one user per service (passwords from env).
+
+    Each password is read by nats-server from `TAILWIRE_NATS_PASSWORD_<USER>`, so the config
+    can live in a ConfigMap while the passwords stay in a Secret.
+    """
+    node_names = tuple(n.strip() for n in nodes.split(",") if n.strip())
+    typer.echo(
+        permissions.render_nats_config(
+            passwords={}, nodes=node_names, store_dir=store_dir, password_from_env=True
+        ),
+        nl=False,
+    )
 
 
 @app.command()

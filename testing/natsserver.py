@@ -69,10 +69,11 @@ class NatsServer:
             "--addr", "127.0.0.1",
             "--port", str(self.port),
             "--http_port", str(self.monitor_port),
-            "--jetstream",
-            "--store_dir", str(self.store_dir / "jetstream"),
             "--log", str(self.log_path),
         ]  # fmt: skip
+        # A given config that configures JetStream itself must not get a second store_dir.
+        if self.config_text is None or "jetstream" not in self.config_text:
+            command += ["--jetstream", "--store_dir", str(self.store_dir / "jetstream")]
         if self.config_text is not None:
             config = self.store_dir / "nats.conf"
             config.write_text(self.config_text)
