@@ -4,7 +4,7 @@ credentials reach only its own node's plan and acks."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import nats
@@ -14,7 +14,7 @@ import pytest
 from nats.aio.client import Client
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from tailwire.shared import bus, permissions, settings, subjects
+from tailwire.shared import bus, ids, permissions, settings, subjects
 from tailwire.shared.events import nodes
 from tailwire.testing import natsserver
 
@@ -31,7 +31,7 @@ PASSWORDS = {
 
 
 @pytest.fixture
-def secured_nats(tmp_path: Path) -> natsserver.NatsServer:
+def secured_nats(tmp_path: Path) -> Iterator[natsserver.NatsServer]:
     port = natsserver.free_port()
     config = permissions.render_nats_config(
         passwords=PASSWORDS,
@@ -46,7 +46,10 @@ def secured_nats(tmp_path: Path) -> natsserver.NatsServer:
 
 
 async def _connect(
-    server: natsserver.NatsServer, user: str, violations: list[str], **kw: object
+    server: natsserver.NatsServer,
+    user: str,
+    violations: list[str],
+    inbox_prefix: str = "_INBOX",
 ) -> Client:
     async def on_error(exc: Exception) -> None:
         violations.append(str(exc))
@@ -56,7 +59,7 @@ async def _connect(
         user=user,
         password=PASSWORDS[user],
         error_cb=on_error,
-        **kw,  # type: ignore[arg-type]
+        inbox_prefix=inbox_prefix,
     )
 
 
@@ -66,7 +69,7 @@ async def plans_published(secured_nats: natsserver.NatsServer) -> AsyncIterator[
     js = renderer.jetstream()
     await bus.declare_streams(js, bus=settings.BusSettings())
     for node in (NODE_A, NODE_B):
-        plan = nodes.NodePlan(node=nodes.ids.NodeName(node), generation=1)
+        plan = nodes.NodePlan(node=ids.NodeName(node), generation=1)
         await js.publish(subjects.node_plan(node), plan.to_bytes())
     yield
     await renderer.close()
