@@ -1,0 +1,217 @@
+"""The ingress side's entry point: one TailscaleGateway plus snapshots -> Rendered.
+
+`render_gateway` returns every manifest tailwire should apply for the resource (in a stable
+order, byte-for-byte deterministic when `settings.now` is None), its status, and the
+findings behind that status. An invalid spec renders nothing and gets `Ready=False` with the
+field named. `prune` says which existing objects the resource owns but no longer wants.
+Pure: the renderer's handlers and adapters (or `tailwire render`) do the I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+from tailwire.services.renderer.ingress import (
+    findings,
+    inputs,
+    naming,
+    policies,
+    routes,
+    stack,
+    status,
+)
+from tailwire.shared.events import cluster
+from tailwire.shared.resources import loading, tailscalegateway
+
+Manifest = dict[str, Any]
+# Apply order: what others refer to comes first.
+_KIND_ORDER = (
+    "GatewayClass",
+    "EnvoyProxy",
+    "Certificate",
+    "Gateway",
+    "Service",
+    "Backend",
+    "HTTPRoute",
+    "BackendTrafficPolicy",
+)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Rendered:
+    manifests: tuple[Manifest, ...]
+    status: tailscalegateway.TailscaleGatewayStatus
+    problems: tuple[findings.Finding, ...]
+
+    @property
+    def valid(self) -> bool:
+        return not any(p.category is findings.Category.INVALID for p in self.problems)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Stale:
+    """An object the TailscaleGateway owns that is no longer desired: delete it."""
+
+    api_version: str
+    kind: str
+    namespace: str | None
+    name: str
+
+
+def render_gateway(
+    gateway: tailscalegateway.TailscaleGateway,
+    *,
+    services: Iterable[cluster.ServiceSnapshot],
+    gateways: Iterable[cluster.GatewaySnapshot],
+    tailnets: Iterable[cluster.TailscaleTailnetSnapshot],
+    routes: Iterable[cluster.HTTPRouteSnapshot] = (),
+    settings: inputs.Settings | None = None,
+) -> Rendered:
+    settings = settings or inputs.Settings()
+    snapshots = inputs.Snapshots.of(
+        services=services, gateways=gateways, tailnets=tailnets, routes=routes
+    )
+    invalid = [
+        findings.finding(category=findings.Category.INVALID, field=p.field, message=p.message)
+        for p in tailscalegateway.check(gateway)
+    ]
+    if invalid:
+        return _invalid(generation=gateway.metadata.generation, problems=invalid, settings=settings)
+    built = stack.render_stack(gateway, snapshots=snapshots)
+    generated = _render_routes(gateway, snapshots=snapshots, target=built.target)
+    notes = [
+        *built.findings,
+        *generated.findings,
+        *policies.balancing_findings(gateway),
+        *policies.security_findings(gateway),
+    ]
+    invalid = [note for note in notes if note.category is findings.Category.INVALID]
+    if invalid:
+        return _invalid(generation=gateway.metadata.generation, problems=invalid, settings=settings)
+    manifests = sorted([*built.manifests, *generated.manifests], key=_order)
+    return Rendered(
+        manifests=tuple(manifests),
+        status=status.build_status(
+            gateway,
+            built=built,
+            generated=generated,
+            notes=notes,
+            snapshots=snapshots,
+            settings=settings,
+        ),
+        problems=tuple(notes),
+    )
+
+
+def _render_routes(
+    gateway: tailscalegateway.TailscaleGateway,
+    *,
+    snapshots: inputs.Snapshots,
+    target: stack.Target,
+) -> routes.Routes:
+    return routes.render_routes(gateway, snapshots=snapshots, target=target)
+
+
+def render_snapshot(
+    snapshot: cluster.TailscaleGatewaySnapshot,
+    *,
+    services: Iterable[cluster.ServiceSnapshot],
+    gateways: Iterable[cluster.GatewaySnapshot],
+    tailnets: Iterable[cluster.TailscaleTailnetSnapshot],
+    routes: Iterable[cluster.HTTPRouteSnapshot] = (),
+    settings: inputs.Settings | None = None,
+) -> Rendered:
+    """Validate the raw spec of a snapshot, then render it; an invalid spec renders nothing
+    and its status names every field."""
+    raw = {
+        "apiVersion": snapshot.api_version,
+        "kind": tailscalegateway.KIND,
+        "metadata": {
+            "name": snapshot.meta.name,
+            "namespace": snapshot.meta.namespace,
+            "generation": snapshot.meta.generation,
+            "uid": snapshot.meta.uid,
+        },
+        "spec": snapshot.spec,
+    }
+    checked = loading.validate_object(raw)
+    if isinstance(checked.resource, tailscalegateway.TailscaleGateway):
+        return render_gateway(
+            checked.resource,
+            services=services,
+            gateways=gateways,
+            tailnets=tailnets,
+            routes=routes,
+            settings=settings,
+        )
+    problems = [
+        findings.finding(category=findings.Category.INVALID, field=p.field, message=p.message)
+        for p in checked.problems
+    ]
+    return _invalid(
+        generation=snapshot.meta.generation,
+        problems=problems,
+        settings=settings or inputs.Settings(),
+    )
+
+
+def _invalid(
+    *,
+    generation: int | None,
+    problems: list[findings.Finding],
+    settings: inputs.Settings,
+) -> Rendered:
+    return Rendered(
+        manifests=(),
+        status=status.invalid_status(generation=generation, problems=problems, settings=settings),
+        problems=tuple(problems),
+    )
+
+
+def _order(manifest: Manifest) -> tuple[int, str, str]:
+    kind = manifest["kind"]
+    rank = _KIND_ORDER.index(kind) if kind in _KIND_ORDER else len(_KIND_ORDER)
+    meta = manifest["metadata"]
+    return (rank, meta.get("namespace") or "", meta["name"])
+
+
+def prune(
+    gateway: tailscalegateway.TailscaleGateway,
+    *,
+    rendered: Rendered,
+    existing: Iterable[
+        cluster.HTTPRouteSnapshot | cluster.ServiceSnapshot | cluster.GatewaySnapshot
+    ],
+) -> list[Stale]:
+    """Existing objects this TailscaleGateway owns (by label) that are no longer desired,
+    e.g. the route of a Service that disappeared. Objects without tailwire's owner labels
+    are never listed. An invalid render prunes nothing (nothing is applied either)."""
+    if not rendered.valid:
+        return []
+    desired = {
+        (m["kind"], m["metadata"].get("namespace"), m["metadata"]["name"])
+        for m in rendered.manifests
+    }
+    api = {
+        "httproute": ("HTTPRoute", naming.GATEWAY_API),
+        "service": ("Service", "v1"),
+        "gateway": ("Gateway", naming.GATEWAY_API),
+    }
+    stale: list[Stale] = []
+    for item in existing:
+        if item.deleted or not naming.is_owned_by(item.meta.labels, gateway=gateway):
+            continue
+        kind, api_version = api[str(item.kind)]
+        if (kind, item.meta.namespace, item.meta.name) in desired:
+            continue
+        stale.append(
+            Stale(
+                api_version=api_version,
+                kind=kind,
+                namespace=item.meta.namespace,
+                name=item.meta.name,
+            )
+        )
+    return sorted(stale, key=lambda s: (s.kind, s.namespace or "", s.name))

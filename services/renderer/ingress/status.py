@@ -1,0 +1,206 @@
+"""The TailscaleGateway status of the seed reference, from what rendering found.
+
+Conditions `Ready` (the gateway is configured, or why not), `TailnetsReady` (every
+referenced TailscaleTailnet exists and is valid) and `Degraded` (priority conflicts, refused
+routes, settings not enforced: each named by field); per-tailnet status, `serviceInfo` and
+`gatewayInfo`. Pure, no I/O: the caller writes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tailwire.services.renderer.ingress import findings, inputs, routes, stack
+from tailwire.shared.resources import (
+    common,
+    conditions,
+    loading,
+    tailscalegateway,
+    tailscaletailnet,
+)
+
+_MAX_LISTED = 8
+TAILNET_READY = "Ready"
+TAILNET_NOT_FOUND = "NotFound"
+TAILNET_INVALID = "Invalid"
+
+
+def tailnet_states(
+    gateway: tailscalegateway.TailscaleGateway, *, snapshots: inputs.Snapshots
+) -> dict[str, tuple[str, str]]:
+    """tailnet config name -> (state, why)."""
+    states: dict[str, tuple[str, str]] = {}
+    for tailnet in gateway.spec.tailnets:
+        ref = tailnet.tailscale_tailnet_ref.name
+        snapshot = snapshots.tailnet(ref)
+        if snapshot is None:
+            states[tailnet.name] = (TAILNET_NOT_FOUND, f"TailscaleTailnet {ref} not found")
+            continue
+        checked = loading.validate_object(
+            {
+                "apiVersion": tailscaletailnet.API_VERSION,
+                "kind": tailscaletailnet.KIND,
+                "metadata": {"name": ref},
+                "spec": snapshot.spec,
+            }
+        )
+        if checked.problems:
+            why = "; ".join(str(p) for p in checked.problems)
+            states[tailnet.name] = (TAILNET_INVALID, f"TailscaleTailnet {ref}: {why}")
+        else:
+            states[tailnet.name] = (TAILNET_READY, "")
+    return states
+
+
+def _listed(items: Sequence[object]) -> str:
+    shown = "; ".join(str(item) for item in items[:_MAX_LISTED])
+    more = len(items) - _MAX_LISTED
+    return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def _condition(
+    *,
+    type_: conditions.Type,
+    status: bool,
+    reason: conditions.Reason,
+    message: str,
+    generation: int | None,
+    settings: inputs.Settings,
+) -> common.Condition:
+    return common.Condition(
+        type=type_,
+        status="True" if status else "False",
+        reason=reason,
+        message=message,
+        observed_generation=generation,
+        last_transition_time=settings.now,
+    )
+
+
+def invalid_status(
+    *,
+    generation: int | None,
+    problems: Sequence[object],
+    settings: inputs.Settings,
+) -> tailscalegateway.TailscaleGatewayStatus:
+    """Nothing is applied for an invalid spec; Ready=False names every field."""
+    return tailscalegateway.TailscaleGatewayStatus(
+        conditions=[
+            _condition(
+                type_=conditions.Type.READY,
+                status=False,
+                reason=conditions.Reason.INVALID_SPEC,
+                message=_listed(problems),
+                generation=generation,
+                settings=settings,
+            )
+        ],
+        observed_generation=generation,
+    )
+
+
+def build_status(
+    gateway: tailscalegateway.TailscaleGateway,
+    *,
+    built: stack.Stack,
+    generated: routes.Routes,
+    notes: Sequence[findings.Finding],
+    snapshots: inputs.Snapshots,
+    settings: inputs.Settings,
+) -> tailscalegateway.TailscaleGatewayStatus:
+    target = built.target
+    states = tailnet_states(gateway, snapshots=snapshots)
+    by_category: dict[findings.Category, list[findings.Finding]] = {}
+    for note in notes:
+        by_category.setdefault(note.category, []).append(note)
+
+    route_count = len(generated.winners)
+    served = {c.service_key for c in generated.winners}
+    selected = {key for keys in generated.selected.values() for key in keys}
+    missing = by_category.get(findings.Category.MISSING, [])
+    if missing:
+        ready = _condition(
+            type_=conditions.Type.READY,
+            status=False,
+            reason=conditions.Reason.PENDING,
+            message=_listed(missing),
+            generation=gateway.metadata.generation,
+            settings=settings,
+        )
+    else:
+        how = "managed by tailwire" if target.managed else "referenced"
+        message = (
+            f"Gateway {target.namespace}/{target.name} ({how}) is configured: "
+            f"{route_count} route(s) for {len(served)} Service(s)"
+        )
+        referenced = by_category.get(findings.Category.REFERENCED, [])
+        if referenced:
+            message += "; " + _listed(referenced)
+        ready = _condition(
+            type_=conditions.Type.READY,
+            status=True,
+            reason=conditions.Reason.GATEWAY_CONFIGURED,
+            message=message,
+            generation=gateway.metadata.generation,
+            settings=settings,
+        )
+    bad = [why for state, why in states.values() if state != TAILNET_READY]
+    tailnets_ready = _condition(
+        type_=conditions.Type.TAILNETS_READY,
+        status=not bad,
+        reason=conditions.Reason.TAILNET_NOT_FOUND
+        if bad
+        else conditions.Reason.ALL_TAILNETS_CONNECTED,
+        message=_listed(bad) if bad else f"all {len(states)} tailnet(s) found and valid",
+        generation=gateway.metadata.generation,
+        settings=settings,
+    )
+    degrading = [
+        *by_category.get(findings.Category.CONFLICT, []),
+        *by_category.get(findings.Category.REFUSED, []),
+        *by_category.get(findings.Category.NOT_ENFORCED, []),
+    ]
+    if findings.Category.CONFLICT in by_category:
+        reason = conditions.Reason.PRIORITY_CONFLICT
+    elif findings.Category.REFUSED in by_category:
+        reason = conditions.Reason.ROUTES_REFUSED
+    elif degrading:
+        reason = conditions.Reason.NOT_ENFORCED
+    else:
+        reason = conditions.Reason.AS_EXPECTED
+    degraded = _condition(
+        type_=conditions.Type.DEGRADED,
+        status=bool(degrading),
+        reason=reason,
+        message=_listed(degrading) if degrading else "every setting is enforced",
+        generation=gateway.metadata.generation,
+        settings=settings,
+    )
+    per_tailnet = []
+    for index, tailnet in enumerate(gateway.spec.tailnets):
+        state, _why = states[tailnet.name]
+        per_tailnet.append(
+            tailscalegateway.TailnetStatus(
+                name=tailnet.name,
+                status=state,
+                services_count=len(generated.selected.get(tailnet.name, ())),
+                routes_generated=sum(1 for c in generated.winners if c.tailnet_index == index),
+            )
+        )
+    return tailscalegateway.TailscaleGatewayStatus(
+        conditions=[ready, tailnets_ready, degraded],
+        tailnets=per_tailnet,
+        service_info=tailscalegateway.ServiceInfo(
+            total_services=len(selected),
+            healthy_services=len(selected & served),
+            unhealthy_services=len(selected - served),
+        ),
+        gateway_info=tailscalegateway.GatewayInfo(
+            listener_count=target.listener_count,
+            route_count=route_count,
+            last_reconciled=settings.now.isoformat().replace("+00:00", "Z")
+            if settings.now
+            else None,
+        ),
+        observed_generation=gateway.metadata.generation,
+    )
