@@ -255,7 +255,7 @@ DEFAULT: tuple[ResourceSpec, ...] = (*CORE, *APPS, CRD, *GATEWAYS, *TAILWIRE)
 class Catalog:
     """The mutable set of served resources, keyed by ``group/version/plural``."""
 
-    def __init__(self, specs: Iterable[ResourceSpec] = DEFAULT) -> None:
+    def __init__(self, specs: Iterable[ResourceSpec] = ()) -> None:
         self._specs: dict[str, ResourceSpec] = {}
         for spec in specs:
             self.install(spec)

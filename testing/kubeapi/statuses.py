@@ -121,26 +121,32 @@ def modified(*, spec: resources.ResourceSpec, name: str) -> StatusError:
     return conflict(spec=spec, name=name, why=why)
 
 
-def apply_conflicts(
-    *, spec: resources.ResourceSpec, name: str, owners: dict[str, str]
-) -> StatusError:
+def apply_conflicts(*, owners: dict[str, str]) -> StatusError:
     """Server-side apply touching fields another manager owns with a different value.
 
-    ``owners`` maps a field path (``.spec.replicas``) to the manager owning it.
+    ``owners`` maps a field path (``.spec.replicas``) to the manager owning it. The
+    message is structured-merge-diff's, one line per manager, as kubectl prints it.
     """
+    by_manager: dict[str, list[str]] = {}
+    for path, manager in sorted(owners.items()):
+        by_manager.setdefault(manager, []).append(path)
+    lines = [
+        f'conflict with "{manager}": {paths[0]}'
+        if len(paths) == 1
+        else f'conflicts with "{manager}":\n- ' + "\n- ".join(paths)
+        for manager, paths in sorted(by_manager.items())
+    ]
+    count = len(owners)
+    summary = "\n".join(lines)
     causes = [
         {"reason": "FieldManagerConflict", "message": f'conflict with "{manager}"', "field": path}
         for path, manager in sorted(owners.items())
     ]
-    listing = "\n".join(f"- {c['message']}: {c['field']}" for c in causes)
-    noun = "conflict" if len(causes) == 1 else "conflicts"
-    details = _details(spec, name)
-    details["causes"] = causes
     return StatusError(
         code=409,
         reason="Conflict",
-        message=f"Apply failed with {len(causes)} {noun}: {listing}",
-        details=details,
+        message=f"Apply failed with {count} conflict{'s' if count > 1 else ''}: {summary}",
+        details={"causes": causes},  # no name/kind: the server leaves them out here
     )
 
 

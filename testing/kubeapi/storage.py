@@ -332,7 +332,7 @@ class Store:
                 now=self.timestamp(),
             )
         except managedfields.ApplyConflictError as e:
-            raise statuses.apply_conflicts(spec=spec, name=name, owners=e.owners) from None
+            raise statuses.apply_conflicts(owners=e.owners) from None
         managed = merged["metadata"]["managedFields"]
         if live is None:
             return self.create(
@@ -392,8 +392,6 @@ class Store:
                 )
         if spec.generation and _content(new, spec) != _content(current, spec):
             new["metadata"]["generation"] = current["metadata"].get("generation", 0) + 1
-        if _comparable(new) == _comparable(current):
-            return copy.deepcopy(current)  # a no-op write: no new resourceVersion, no event
         new["metadata"]["managedFields"] = (
             managed
             if managed is not None
@@ -406,10 +404,15 @@ class Store:
                 now=self.timestamp(),
             )
         )
-        meta = new["metadata"]
-        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
-            return self._commit(spec, "DELETED", new, copy.deepcopy(current))
-        return self._commit(spec, "MODIFIED", new, copy.deepcopy(current))
+        if _comparable(new) == _comparable(current):
+            return copy.deepcopy(current)  # a no-op write: no new resourceVersion, no event
+        updated = self._commit(spec, "MODIFIED", new, copy.deepcopy(current))
+        if updated["metadata"].get("deletionTimestamp") and not updated["metadata"].get(
+            "finalizers"
+        ):
+            # The last finalizer went: the update is stored (MODIFIED), then the delete follows.
+            self._commit(spec, "DELETED", copy.deepcopy(updated), copy.deepcopy(updated))
+        return updated
 
     def delete(
         self,
@@ -456,7 +459,7 @@ class Store:
         """
         if spec.key in self._gone_next:
             self._gone_next.discard(spec.key)
-            raise statuses.gone(requested=since or 0, oldest=self._compacted + 1)
+            raise statuses.gone(requested=since or 0, oldest=self._compacted)
         if not since:
             initial = [
                 Event(
@@ -465,7 +468,7 @@ class Store:
                 for _, obj in sorted(self._bucket(spec).items())
             ]
         elif since < self._compacted:
-            raise statuses.gone(requested=since, oldest=self._compacted + 1)
+            raise statuses.gone(requested=since, oldest=self._compacted)
         else:
             initial = [
                 e for e in self._history if e.resource_version > since and e.spec.key == spec.key
@@ -538,9 +541,10 @@ def _content(obj: Mapping[str, Any], spec: resources.ResourceSpec) -> JSON:
 
 
 def _comparable(obj: Mapping[str, Any]) -> JSON:
-    meta = {
-        k: v
-        for k, v in obj.get("metadata", {}).items()
-        if k not in ("resourceVersion", "managedFields")
-    }
+    """The object minus what a no-op write may still touch (resourceVersion, ownership times)."""
+    meta = dict(obj.get("metadata", {}))
+    meta.pop("resourceVersion", None)
+    meta["managedFields"] = [
+        {k: v for k, v in entry.items() if k != "time"} for entry in meta.get("managedFields") or []
+    ]
     return dict(obj, metadata=meta)
