@@ -1,0 +1,106 @@
+"""A gateway's tailscaled: its config file on the host and its LocalAPI unix socket.
+
+`write_config` replaces the file the gateway reads (`tailscaled --config=...`) atomically and
+says whether its content changed; `reload` calls `POST /localapi/v0/reload-config` over the
+socket, as the tailscale CLI does, and retries (with the injected sleep) until tailscaled
+answers `{"Reloaded": true}`. Nothing secret is written: the config only references the
+mounted authkey file. It must not restart any pod.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tailwire.shared import errors
+from tailwire.shared.events import gateways
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+RELOAD_PATH = "/localapi/v0/reload-config"
+# tailscaled accepts LocalAPI requests for this host name only (no DNS-rebinding tricks).
+LOCALAPI_HOST = "local-tailscaled.sock"
+
+
+def file_hash(path: Path) -> str | None:
+    """The config hash of the file on disk (as the renderer computes it), None if unreadable."""
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return gateways.config_hash(content) if isinstance(content, dict) else None
+
+
+def write_config(path: Path, config: dict[str, Any]) -> bool:
+    """Write the config atomically; False (and no write) if the file already holds it."""
+    if file_hash(path) == gateways.config_hash(config):
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tailscaled-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(config, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+async def reload_once(socket_path: Path, *, request_timeout: float = 5.0) -> None:
+    """One reload call; TransientBackendError unless tailscaled says `Reloaded`."""
+    transport = httpx.AsyncHTTPTransport(uds=str(socket_path))
+    async with httpx.AsyncClient(
+        transport=transport, base_url=f"http://{LOCALAPI_HOST}", timeout=request_timeout
+    ) as client:
+        try:
+            response = await client.post(RELOAD_PATH, headers={"Sec-Tailscale": "localapi"})
+        except httpx.HTTPError as exc:
+            raise errors.TransientBackendError(f"LocalAPI {socket_path}: {exc!r}") from exc
+    if response.status_code != 200:
+        raise errors.TransientBackendError(
+            f"LocalAPI {socket_path}: HTTP {response.status_code}: {response.text[:200]}"
+        )
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise errors.TransientBackendError(f"LocalAPI {socket_path}: not JSON") from exc
+    if not (isinstance(body, dict) and body.get("Reloaded") is True):
+        reason = body.get("Err") if isinstance(body, dict) else None
+        raise errors.TransientBackendError(
+            f"LocalAPI {socket_path}: not reloaded: {reason or body!r}"
+        )
+
+
+async def reload(
+    socket_path: Path,
+    *,
+    sleep: Sleep,
+    initial_delay: float = 0.5,
+    max_delay: float = 30.0,
+    max_attempts: int | None = None,
+) -> int:
+    """Reload until tailscaled reports `Reloaded`; returns the number of calls made."""
+    delay = initial_delay
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await reload_once(socket_path)
+            return attempt
+        except errors.TransientBackendError as exc:
+            if max_attempts is not None and attempt >= max_attempts:
+                raise
+            log.warning("gateway reload failed (attempt %d), retrying: %s", attempt, exc)
+        await sleep(delay)
+        delay = min(delay * 2, max_delay)

@@ -1,0 +1,308 @@
+"""The agent's work: apply a plan (read kernel -> domain diff -> write) and push gateway configs.
+
+`Agent.apply_plan` runs the netlink work on a worker thread so the event loop stays free,
+one plan at a time. Order: remove the links of pods that left a gateway, prepare each
+gateway netns, then stitch each member; a failure on one pod is its own `PodResult` and
+never stops the others. `Agent.apply_config` writes a gateway's config file and reloads
+tailscaled through its LocalAPI, once per change. With `dry_run` nothing is written: the
+changes are printed instead. Decisions live in `domain`; I/O lives in `adapters`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TextIO
+
+from tailwire.services.nodeagent.adapters import localapi, namespaces, netlink
+from tailwire.services.nodeagent.domain import desiring, diffing, facts
+from tailwire.shared import errors, ids
+from tailwire.shared.events import gateways, nodes
+from tailwire.shared.k8s import names
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Options:
+    node: str
+    link_ranges: tuple[str, ...] = ()
+    proc_root: str = "/proc"
+    netns_dir: str = namespaces.NETNS_DIR
+    gateway_state_root: str = names.GATEWAY_STATE_ROOT
+    dry_run: bool = False
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class _Gateway:
+    key: str
+    netns: str | None
+    pod_uid: str | None
+
+
+class Agent:
+    def __init__(
+        self,
+        *,
+        options: Options,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.perf_counter,
+        out: TextIO | None = None,
+    ) -> None:
+        self.options = options
+        self.sleep = sleep
+        self.clock = clock
+        self.out = out or sys.stdout
+        self.last_plan: nodes.NodePlan | None = None
+        self.last_ack: nodes.NodeAck | None = None
+        self._lock = asyncio.Lock()
+        self._known_gateways: dict[str, _Gateway] = {}
+        self._reloaded: dict[str, str] = {}  # group -> config hash tailscaled has
+        self._reloads: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def needs_retry(self) -> bool:
+        ack = self.last_ack
+        return ack is not None and (
+            any(not p.ok for p in ack.pods) or any(not g.ok for g in ack.gateways)
+        )
+
+    # --- plans ----------------------------------------------------------------------------
+
+    async def apply_plan(self, plan: nodes.NodePlan) -> nodes.NodeAck:
+        if plan.node != self.options.node:
+            raise errors.MessageRejected(
+                f"node: plan for {plan.node!r} reached the agent of {self.options.node!r}"
+            )
+        async with self._lock:
+            ack = await asyncio.to_thread(self._apply, plan)
+            self.last_plan, self.last_ack = plan, ack
+            return ack
+
+    def _emit(self, session: netlink.Session, changes: list[facts.Change]) -> None:
+        for change in changes:
+            if self.options.dry_run:
+                print(change.describe(), file=self.out)
+            else:
+                session.apply(change)
+
+    def _resolve(
+        self, session: netlink.Session, *, key: str, netns: str | None, pod_uid: str | None
+    ) -> None:
+        if key not in session.paths:
+            path = namespaces.resolve(
+                netns=netns,
+                pod_uid=pod_uid,
+                proc_root=self.options.proc_root,
+                netns_dir=self.options.netns_dir,
+            )
+            session.bind(key, path)
+
+    def _apply(self, plan: nodes.NodePlan) -> nodes.NodeAck:
+        started = self.clock()
+        desired = desiring.desire(plan, link_ranges=self.options.link_ranges)
+        gw_results: dict[str, nodes.GatewayResult] = {}
+        pods: list[nodes.PodResult] = []
+        with netlink.Session() as session:
+            current = {
+                g.netns: _Gateway(
+                    key=g.netns, netns=g.netns if g.named else None, pod_uid=g.pod_uid
+                )
+                for g in desired.gateways
+            }
+            states: dict[str, facts.NamespaceState] = {}
+            errors_by_key: dict[str, str] = {}
+            for gw in {**self._known_gateways, **current}.values():
+                try:
+                    self._resolve(session, key=gw.key, netns=gw.netns, pod_uid=gw.pod_uid)
+                    states[gw.key] = session.read(gw.key, gateway=gw.key in current)
+                except errors.TailwireError as exc:
+                    errors_by_key[gw.key] = str(exc)
+            removed = self._remove_departed(session, desired=desired, states=states)
+            for gw_desired in desired.gateways:
+                gw_results[gw_desired.group] = self._apply_gateway(
+                    session, gw_desired, states=states, failures=errors_by_key
+                )
+            for member in desired.members:
+                pods.append(
+                    self._apply_member(session, member, states=states, failures=errors_by_key)
+                )
+            writes = session.writes
+        self._known_gateways = current
+        return nodes.NodeAck(
+            node=ids.NodeName(self.options.node),
+            generation=plan.generation,
+            duration_ms=(self.clock() - started) * 1000,
+            pods=tuple(pods),
+            gateways=tuple(gw_results.values()),
+            removed=tuple(removed),
+            netlink_writes=writes,
+        )
+
+    def _remove_departed(
+        self,
+        session: netlink.Session,
+        *,
+        desired: desiring.Desired,
+        states: dict[str, facts.NamespaceState],
+    ) -> list[ids.PodUID]:
+        in_plan = {m.pod_uid for m in desired.members}
+        removed: list[ids.PodUID] = []
+        for key, state in list(states.items()):
+            keep = {m.pod_uid for m in desired.members if m.gateway_netns == key}
+            stale = diffing.stale_links(state, keep=keep)
+            for link, uid, named in stale:
+                member_key = member_state = None
+                if uid not in in_plan:
+                    member_key = desiring.netns_key(netns=named, pod_uid=uid)
+                    try:
+                        self._resolve(session, key=member_key, netns=named, pod_uid=uid)
+                        member_state = session.read(member_key)
+                    except errors.TailwireError:
+                        member_key = member_state = None  # the pod and its netns are gone
+                changes = diffing.diff_removal(
+                    gateway_netns=key, link=link, member_netns=member_key, member=member_state
+                )
+                try:
+                    self._emit(session, changes)
+                except errors.TailwireError as exc:
+                    log.warning("removing the link of pod %s failed: %s", uid, exc)
+                    continue
+                if uid not in in_plan:
+                    removed.append(ids.PodUID(uid))
+            if stale and not self.options.dry_run:
+                states[key] = session.read(key, gateway=bool(state.sysctls))
+        return removed
+
+    def _apply_gateway(
+        self,
+        session: netlink.Session,
+        desired: desiring.GatewayDesired,
+        *,
+        states: dict[str, facts.NamespaceState],
+        failures: dict[str, str],
+    ) -> nodes.GatewayResult:
+        group = ids.GroupName(desired.group)
+        applied = self._reloaded.get(desired.group, "")
+        if desired.netns not in states:
+            reason = failures.get(desired.netns, "netns unavailable")
+            return nodes.GatewayResult(group=group, ok=False, error=reason, config_hash=applied)
+        try:
+            self._emit(session, diffing.diff_gateway(desired, states[desired.netns]))
+        except errors.TailwireError as exc:
+            return nodes.GatewayResult(group=group, ok=False, error=str(exc), config_hash=applied)
+        return nodes.GatewayResult(group=group, ok=True, config_hash=applied)
+
+    def _apply_member(
+        self,
+        session: netlink.Session,
+        desired: desiring.MemberDesired,
+        *,
+        states: dict[str, facts.NamespaceState],
+        failures: dict[str, str],
+    ) -> nodes.PodResult:
+        started, writes = self.clock(), session.writes
+        uid = ids.PodUID(desired.pod_uid)
+        try:
+            if desired.refused is not None:
+                raise errors.DatapathError(desired.refused)
+            gw_key = desired.gateway_netns
+            if gw_key is None or gw_key not in states:
+                reason = failures.get(gw_key or "", "netns unavailable")
+                raise errors.DatapathError(f"gateway of group {desired.group!r}: {reason}")
+            self._resolve(
+                session,
+                key=desired.netns,
+                netns=desired.netns if desired.named else None,
+                pod_uid=desired.pod_uid,
+            )
+            member_state = session.read(desired.netns)
+            changes = diffing.diff_member(desired, gateway=states[gw_key], member=member_state)
+            self._emit(session, changes)
+        except errors.TailwireError as exc:
+            return nodes.PodResult(
+                pod_uid=uid,
+                ok=False,
+                error=str(exc),
+                duration_ms=(self.clock() - started) * 1000,
+                writes=session.writes - writes,
+            )
+        return nodes.PodResult(
+            pod_uid=uid,
+            ok=True,
+            duration_ms=(self.clock() - started) * 1000,
+            writes=session.writes - writes,
+        )
+
+    # --- gateway configs ------------------------------------------------------------------
+
+    def config_dir(self, config: gateways.GatewayConfig) -> Path:
+        return Path(
+            names.gateway_state_dir(
+                group=config.group, tailnet=config.tailnet, root=self.options.gateway_state_root
+            )
+        )
+
+    async def apply_config(self, config: gateways.GatewayConfig) -> int:
+        """Write the config and reload tailscaled if it changed; returns the reload calls."""
+        if gateways.config_hash(config.config) != config.hash:
+            raise errors.MessageRejected(
+                f"hash: {config.hash!r} does not match the config of group {config.group!r}"
+            )
+        if self._reloaded.get(config.group) == config.hash:
+            return 0
+        directory = self.config_dir(config)
+        config_file = directory / names.GATEWAY_CONFIG_FILE
+        socket = directory / names.GATEWAY_SOCKET_FILE
+        if self.options.dry_run:
+            print(
+                f"write {config_file} ({config.hash}); POST {localapi.RELOAD_PATH} via {socket}",
+                file=self.out,
+            )
+            return 0
+        changed = await asyncio.to_thread(localapi.write_config, config_file, config.config)
+        if not changed and config.group not in self._reloaded:
+            # A restarted agent finds the file already current: tailscaled has it.
+            self._reloaded[config.group] = config.hash
+            return 0
+        if not socket.exists():
+            log.info(
+                "gateway %s is not running yet; it reads %s at start", config.group, config_file
+            )
+            self._reloaded[config.group] = config.hash
+            return 0
+        calls = await localapi.reload(socket, sleep=self.sleep)
+        self._reloaded[config.group] = config.hash
+        log.info("gateway %s reloaded config %s", config.group, config.hash)
+        return calls
+
+    def apply_config_soon(self, config: gateways.GatewayConfig) -> asyncio.Task[None]:
+        """Apply in the background; a newer config of the same group supersedes an older one."""
+        previous = self._reloads.pop(config.group, None)
+        if previous is not None and not previous.done():
+            previous.cancel()
+
+        async def run() -> None:
+            try:
+                await self.apply_config(config)
+            except errors.MessageRejected:
+                raise
+            except (errors.TailwireError, OSError) as exc:
+                log.error("gateway %s config %s not applied: %s", config.group, config.hash, exc)
+
+        task = asyncio.create_task(run(), name=f"tailwire-gateway-config-{config.group}")
+        self._reloads[config.group] = task
+        return task
+
+    async def close(self) -> None:
+        for task in self._reloads.values():
+            task.cancel()
+        await asyncio.gather(*self._reloads.values(), return_exceptions=True)
+        self._reloads.clear()
