@@ -51,7 +51,9 @@ def _address_diff(
 
 
 def _link_local(cidr: str) -> bool:
-    return ipaddress.ip_interface(cidr).ip.is_link_local
+    """The kernel's own fe80:: addresses; our IPv4 link range is link-local too, and ours."""
+    ip = ipaddress.ip_interface(cidr).ip
+    return ip.version == 6 and ip.is_link_local
 
 
 def diff_gateway(
