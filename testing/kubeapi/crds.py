@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import resources, storage
+from . import journal, resources, storage
 
 JSON = dict[str, Any]
 MANAGER = "kube-apiserver"  # the apiextensions controller runs inside the API server
@@ -106,7 +106,7 @@ def _established(crd: Mapping[str, Any]) -> JSON:
 def link(store: storage.Store) -> None:
     """Make CRD objects in ``store`` drive what ``store.catalog`` serves."""
 
-    def on_commit(event: storage.Event) -> None:
+    def on_commit(event: journal.Event) -> None:
         if event.spec.key != resources.CRD.key:
             return
         old = {s.key: s for s in to_specs(event.old or {})}

@@ -28,7 +28,7 @@ import aiohttp.web
 import kmock
 from kubernetes_asyncio import client
 
-from . import crds, handling, kubeconfigs, resources, routing, statuses, storage
+from . import crds, handling, journal, kubeconfigs, resources, routing, statuses, storage
 
 JSON = dict[str, Any]
 TEST_MANAGER = "kubeapi-test"  # the field manager of writes made directly by tests
@@ -197,21 +197,21 @@ class KubeAPI:
 
     def force_gone_next_watch(self, resource: str | resources.ResourceSpec) -> None:
         """The next watch of ``resource`` gets a 410 Gone ERROR event, whatever its version."""
-        self.store.force_gone(self.find(resource))
+        self.store.journal.force_gone(self.find(resource))
 
     def send_bookmarks(self, resource: str | resources.ResourceSpec | None = None) -> int:
         """A BOOKMARK now to every open watch that allowed bookmarks; returns the watch count."""
         spec = None if resource is None else self.find(resource)
         rv = self.store.resource_version
-        return self.store.signal(lambda: storage.Bookmark(rv), spec=spec)
+        return self.store.journal.signal(lambda: journal.Bookmark(rv), spec=spec)
 
     def disconnect_watches(self, resource: str | resources.ResourceSpec | None = None) -> int:
         """End open watch responses (as an API server restart does); returns how many."""
         spec = None if resource is None else self.find(resource)
-        return self.store.signal(storage.Disconnect, spec=spec)
+        return self.store.journal.signal(journal.Disconnect, spec=spec)
 
     def watchers(self, resource: str | resources.ResourceSpec) -> int:
-        return len(self.store.subscriptions(self.find(resource)))
+        return len(self.store.journal.subscriptions(self.find(resource)))
 
     async def wait_for_watchers(
         self, resource: str | resources.ResourceSpec, /, *, count: int = 1, within: float = 5.0
@@ -219,8 +219,8 @@ class KubeAPI:
         """Wait until ``count`` watches of ``resource`` are open (e.g. the service has started)."""
         spec = self.find(resource)
         async with asyncio.timeout(within):
-            while len(self.store.subscriptions(spec)) < count:
-                await self.store.subscriptions_changed()
+            while len(self.store.journal.subscriptions(spec)) < count:
+                await self.store.journal.changed()
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -301,4 +301,6 @@ async def serve(
         try:
             yield api
         finally:
-            store.signal(storage.Disconnect)  # end open streams, or the shutdown waits for them
+            store.journal.signal(
+                journal.Disconnect
+            )  # end open streams, or the shutdown waits for them

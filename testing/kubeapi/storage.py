@@ -8,28 +8,26 @@ subresource, changes, and when deletion starts); status
 isolation between the main resource and ``/status``; optimistic concurrency
 (stale ``resourceVersion`` -> 409); no-op writes that change nothing and
 emit nothing; finalizers (DELETE sets ``deletionTimestamp``, the object goes
-when the last finalizer does); the bounded event history watches replay from,
-with 410 Gone for what fell out of it; and fan-out of events to subscribers.
+when the last finalizer does); and handing each committed change to the
+:mod:`.journal` (history, watches) and to the commit hooks (CRDs).
 
 Must not: speak HTTP, parse selectors from strings, or block: every read and
 write is synchronous, so a snapshot plus a subscription is atomic on the loop.
 Writes made by tests directly (``client=False``) skip admission-like checks
-(namespace must exist, no status on create) but follow every storage rule.
+(namespace must exist, no status on create, status isolation) but follow
+every other storage rule.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import dataclasses
 import datetime
 import random
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from . import managedfields, patches, resources, selectors, statuses
+from . import journal, managedfields, manifests, patches, resources, selectors, statuses
 
 JSON = dict[str, Any]
 Clock = Callable[[], datetime.datetime]
@@ -37,38 +35,6 @@ Clock = Callable[[], datetime.datetime]
 
 def utcnow() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
-
-
-@dataclasses.dataclass(frozen=True)
-class Event:
-    """A committed change; ``obj`` is the new state (the last state for DELETED)."""
-
-    type: str  # ADDED | MODIFIED | DELETED
-    resource_version: int
-    spec: resources.ResourceSpec
-    obj: JSON
-    old: JSON | None
-
-
-@dataclasses.dataclass(frozen=True)
-class Bookmark:
-    resource_version: int
-
-
-@dataclasses.dataclass(frozen=True)
-class Disconnect:
-    """Ends a watch stream as the server does when it restarts or the CRD goes away."""
-
-
-Signal = Event | Bookmark | Disconnect
-
-
-class Subscription:
-    """One open watch: the signals for its resource, in commit order."""
-
-    def __init__(self, spec: resources.ResourceSpec) -> None:
-        self.spec = spec
-        self.queue: asyncio.Queue[Signal] = asyncio.Queue()
 
 
 class Store:
@@ -80,16 +46,11 @@ class Store:
         clock: Clock = utcnow,
     ) -> None:
         self.catalog = catalog
-        self.history_size = history_size
+        self.journal = journal.Journal(size=history_size)
         self.clock = clock
-        self.on_commit: list[Callable[[Event], None]] = []
+        self.on_commit: list[Callable[[journal.Event], None]] = []
         self._objects: dict[str, dict[tuple[str, str], JSON]] = {}
         self._rv = 0
-        self._history: deque[Event] = deque()
-        self._compacted = 0  # every event after this resourceVersion is still in the history
-        self._subscriptions: set[Subscription] = set()
-        self._gone_next: set[str] = set()
-        self._subscription_waiters: list[asyncio.Future[None]] = []
 
     @property
     def resource_version(self) -> int:
@@ -142,44 +103,11 @@ class Store:
             self._bucket(spec).pop(key, None)
         else:
             self._bucket(spec)[key] = new
-        event = Event(type_, self._rv, spec, copy.deepcopy(new), old)
-        self._history.append(event)
-        while len(self._history) > self.history_size:
-            self._compacted = self._history.popleft().resource_version
-        for subscription in self._subscriptions:
-            if subscription.spec.key == spec.key:
-                subscription.queue.put_nowait(event)
+        event = journal.Event(type_, self._rv, spec, copy.deepcopy(new), old)
+        self.journal.append(event)
         for hook in list(self.on_commit):
             hook(event)
         return copy.deepcopy(new)
-
-    def _normalize(self, spec: resources.ResourceSpec, body: Any, *, namespace: str | None) -> JSON:
-        """Fill apiVersion/kind/namespace from the URL, refuse contradictions as the server does."""
-        if not isinstance(body, Mapping):
-            raise statuses.bad_request("the body of the request must be a JSON object")
-        obj: JSON = copy.deepcopy(dict(body))
-        for field, expected in (("apiVersion", spec.api_version), ("kind", spec.kind)):
-            if obj.get(field) not in (None, "", expected):
-                raise statuses.bad_request(
-                    f"the {field} in the data ({obj[field]})"
-                    f" does not match the expected {field} ({expected})"
-                )
-            obj[field] = expected
-        meta = obj.setdefault("metadata", {})
-        if not isinstance(meta, dict):
-            raise statuses.bad_request("metadata must be an object")
-        if spec.namespaced:
-            if meta.get("namespace") and namespace and meta["namespace"] != namespace:
-                raise statuses.bad_request(
-                    "the namespace of the provided object does not match"
-                    " the namespace sent on the request"
-                )
-            meta["namespace"] = namespace or meta.get("namespace") or ""
-            if not meta["namespace"]:
-                raise statuses.bad_request("the namespace of the object must be set")
-        else:
-            meta.pop("namespace", None)
-        return obj
 
     def create(
         self,
@@ -191,7 +119,7 @@ class Store:
         client: bool = True,
         managed: list[JSON] | None = None,
     ) -> JSON:
-        obj = self._normalize(spec, body, namespace=namespace)
+        obj = manifests.normalize(spec, body, namespace=namespace)
         meta = obj["metadata"]
         if client and meta.get("resourceVersion"):
             raise statuses.internal("resourceVersion should not be set on objects to be created")
@@ -253,8 +181,8 @@ class Store:
         manager: str,
     ) -> JSON:
         current = self._live(spec, namespace=namespace, name=name)
-        new = self._normalize(spec, body, namespace=namespace)
-        _check_name(new, name)
+        new = manifests.normalize(spec, body, namespace=namespace)
+        manifests.check_name(new, name)
         rv = new["metadata"].get("resourceVersion")
         if rv and rv != current["metadata"]["resourceVersion"]:
             raise statuses.modified(spec=spec, name=name)
@@ -313,8 +241,8 @@ class Store:
         manager: str,
         force: bool,
     ) -> tuple[JSON, bool]:
-        config = self._normalize(spec, body, namespace=namespace)
-        _check_name(config, name)
+        config = manifests.normalize(spec, body, namespace=namespace)
+        manifests.check_name(config, name)
         live = self._bucket(spec).get((namespace or "", name))
         if live is None and subresource:
             raise statuses.not_found(spec=spec, name=name)
@@ -390,7 +318,7 @@ class Store:
                     message="Forbidden: no new finalizers can be added"
                     " if the object is being deleted",
                 )
-        if spec.generation and _content(new, spec) != _content(current, spec):
+        if spec.generation and manifests.content(new, spec) != manifests.content(current, spec):
             new["metadata"]["generation"] = current["metadata"].get("generation", 0) + 1
         new["metadata"]["managedFields"] = (
             managed
@@ -404,7 +332,7 @@ class Store:
                 now=self.timestamp(),
             )
         )
-        if _comparable(new) == _comparable(current):
+        if manifests.comparable(new) == manifests.comparable(current):
             return copy.deepcopy(current)  # a no-op write: no new resourceVersion, no event
         updated = self._commit(spec, "MODIFIED", new, copy.deepcopy(current))
         if updated["metadata"].get("deletionTimestamp") and not updated["metadata"].get(
@@ -451,100 +379,31 @@ class Store:
 
     def subscribe(
         self, spec: resources.ResourceSpec, *, since: int | None
-    ) -> tuple[list[Event], Subscription]:
+    ) -> tuple[list[journal.Event], journal.Subscription]:
         """The events to send first and the subscription for what follows, atomically.
 
         ``since`` None or 0: synthetic ADDED for every current object (the real server's
         "most recent" and "any" semantics). Otherwise: every retained event after it, or 410.
         """
-        if spec.key in self._gone_next:
-            self._gone_next.discard(spec.key)
-            raise statuses.gone(requested=since or 0, oldest=self._compacted)
-        if not since:
+        self.journal.check_start(spec, since)
+        if since:
+            initial = self.journal.after(spec, since)
+        else:
             initial = [
-                Event(
+                journal.Event(
                     "ADDED", int(obj["metadata"]["resourceVersion"]), spec, copy.deepcopy(obj), None
                 )
                 for _, obj in sorted(self._bucket(spec).items())
             ]
-        elif since < self._compacted:
-            raise statuses.gone(requested=since, oldest=self._compacted)
-        else:
-            initial = [
-                e for e in self._history if e.resource_version > since and e.spec.key == spec.key
-            ]
-        subscription = Subscription(spec)
-        self._subscriptions.add(subscription)
-        self._wake_subscription_waiters()
-        return initial, subscription
-
-    def unsubscribe(self, subscription: Subscription) -> None:
-        self._subscriptions.discard(subscription)
-        self._wake_subscription_waiters()
-
-    async def subscriptions_changed(self) -> None:
-        """Return after the next watch opens or closes."""
-        waiter = asyncio.get_running_loop().create_future()
-        self._subscription_waiters.append(waiter)
-        await waiter
-
-    def _wake_subscription_waiters(self) -> None:
-        waiters, self._subscription_waiters = self._subscription_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def subscriptions(self, spec: resources.ResourceSpec | None = None) -> list[Subscription]:
-        return [s for s in self._subscriptions if spec is None or s.spec.key == spec.key]
-
-    def signal(
-        self, signal: Callable[[], Signal], *, spec: resources.ResourceSpec | None = None
-    ) -> int:
-        """Queue a bookmark or disconnect to open watches (of one resource); returns how many."""
-        targets = self.subscriptions(spec)
-        for subscription in targets:
-            subscription.queue.put_nowait(signal())
-        return len(targets)
+        return initial, self.journal.subscribe(spec)
 
     def expire_history(self) -> None:
         """Compact: forget every event so far; watches from older versions now get 410."""
-        self._history.clear()
-        self._compacted = self._rv
-
-    def force_gone(self, spec: resources.ResourceSpec) -> None:
-        self._gone_next.add(spec.key)
+        self.journal.expire(up_to=self._rv)
 
     def drop_resource(self, spec: resources.ResourceSpec) -> None:
         """What removing a CRD does: DELETED for every object, then the watches end."""
         for obj in list(self._bucket(spec).values()):
             self._commit(spec, "DELETED", copy.deepcopy(obj), copy.deepcopy(obj))
-        self.signal(Disconnect, spec=spec)
+        self.journal.signal(journal.Disconnect, spec=spec)
         self._objects.pop(spec.key, None)
-
-    def all_objects(self) -> Iterable[tuple[resources.ResourceSpec, JSON]]:
-        for spec in self.catalog:
-            for obj in self.select(spec):
-                yield spec, obj
-
-
-def _check_name(obj: Mapping[str, Any], name: str) -> None:
-    if (given := obj["metadata"].get("name")) != name:
-        raise statuses.bad_request(
-            f"the name of the object ({given}) does not match the name on the URL ({name})"
-        )
-
-
-def _content(obj: Mapping[str, Any], spec: resources.ResourceSpec) -> JSON:
-    """What ``generation`` tracks: everything but metadata, and status if it is a subresource."""
-    skipped = {"metadata", "apiVersion", "kind"} | ({"status"} if spec.status else set())
-    return {k: v for k, v in obj.items() if k not in skipped}
-
-
-def _comparable(obj: Mapping[str, Any]) -> JSON:
-    """The object minus what a no-op write may still touch (resourceVersion, ownership times)."""
-    meta = dict(obj.get("metadata", {}))
-    meta.pop("resourceVersion", None)
-    meta["managedFields"] = [
-        {k: v for k, v in entry.items() if k != "time"} for entry in meta.get("managedFields") or []
-    ]
-    return dict(obj, metadata=meta)

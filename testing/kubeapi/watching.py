@@ -20,7 +20,7 @@ import dataclasses
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from . import resources, selectors, statuses, storage
+from . import journal, resources, selectors, statuses, storage
 
 JSON = dict[str, Any]
 
@@ -48,7 +48,7 @@ class WatchRequest:
         )
 
 
-def translate(event: storage.Event, request: WatchRequest) -> JSON | None:
+def translate(event: journal.Event, request: WatchRequest) -> JSON | None:
     """The wire event this watcher sees for a committed change, if any."""
     if event.type == "DELETED":
         return {"type": "DELETED", "object": event.obj} if request.matches(event.obj) else None
@@ -105,12 +105,12 @@ async def stream(
                 next_bookmark = loop.time() + bookmark_interval
                 continue
             match signal:
-                case storage.Event():
+                case journal.Event():
                     if (wire := translate(signal, request)) is not None:
                         yield wire
-                case storage.Bookmark() if request.bookmarks:
+                case journal.Bookmark() if request.bookmarks:
                     yield bookmark(request.spec, signal.resource_version)
-                case storage.Disconnect():
+                case journal.Disconnect():
                     return
     finally:
-        store.unsubscribe(subscription)
+        store.journal.unsubscribe(subscription)
