@@ -98,9 +98,17 @@ def render(
 @app.command("nats-config")
 def nats_config(
     nodes: Annotated[
-        str, typer.Option("--nodes", help="Comma-separated node names: one nodeagent user each.")
+        str,
+        typer.Option(
+            "--nodes",
+            help="Comma-separated node names: one confined nodeagent user each "
+            "(default: one shared `nodeagent` user, not confined to a node).",
+        ),
     ] = "",
     store_dir: Annotated[str, typer.Option(help="JetStream store directory.")] = "/data/jetstream",
+    cluster_routes: Annotated[
+        str, typer.Option(help="Comma-separated route URLs of a NATS cluster (HA).")
+    ] = "",
 ) -> None:
     """Print a nats-server config: JetStream and one user per service (passwords from env).
 
@@ -110,7 +118,11 @@ def nats_config(
     node_names = tuple(n.strip() for n in nodes.split(",") if n.strip())
     typer.echo(
         permissions.render_nats_config(
-            passwords={}, nodes=node_names, store_dir=store_dir, password_from_env=True
+            passwords={},
+            nodes=node_names,
+            store_dir=store_dir,
+            password_from_env=True,
+            cluster_routes=tuple(r.strip() for r in cluster_routes.split(",") if r.strip()),
         ),
         nl=False,
     )
