@@ -24,7 +24,9 @@ PEERS = str(ROOT / "examples/egressgroup-peers.yaml")
 CLUSTER = str(DATA / "cluster.yaml")
 
 
-def render(*resources: str, cluster: tuple[str, ...] = (CLUSTER,), output: Path | None = None) -> tuple[int, str]:
+def render(
+    *resources: str, cluster: tuple[str, ...] = (CLUSTER,), output: Path | None = None
+) -> tuple[int, str]:
     out, err = io.StringIO(), io.StringIO()
     code = rendering.render_files(
         resources=list(resources), cluster=list(cluster), output=output, out=out, err=err
@@ -57,13 +59,21 @@ def test_render_is_byte_for_byte_deterministic_whatever_the_input_order(tmp_path
 
 def test_payments_plan_routes_carve_outs_and_exit_node() -> None:
     _, text = render(PAYMENTS)
-    plans = {d["metadata"]["name"]: d["spec"] for d in yaml.safe_load_all(text) if d["kind"] == "NodePlan"}
+    plans = {
+        d["metadata"]["name"]: d["spec"]
+        for d in yaml.safe_load_all(text)
+        if d["kind"] == "NodePlan"
+    }
     member = plans["node-a.ec2.internal"]["members"][0]
     assert member["name"] == "api-0"
     assert member["routes"] == ["100.64.0.0/10", "fd7a:115c:a1e0::/48", "10.0.0.0/8"]
     assert member["exit_node"] is True
     assert member["carve_outs"] == ["10.244.0.0/16", "10.96.0.0/12"]
-    assert plans["node-c.ec2.internal"] == {**plans["node-c.ec2.internal"], "gateways": [], "members": []}
+    assert plans["node-c.ec2.internal"] == {
+        **plans["node-c.ec2.internal"],
+        "gateways": [],
+        "members": [],
+    }
 
 
 def test_output_directory_gets_one_file_per_object(tmp_path: Path) -> None:
@@ -98,6 +108,8 @@ def test_invalid_input_exits_1_with_the_messages_of_validate(tmp_path: Path) -> 
 
 
 def test_render_command_prints_to_stdout() -> None:
-    result = CliRunner().invoke(main.app, ["render", "-f", PEERS, "--cluster-cidrs", "10.244.0.0/16"])
+    result = CliRunner().invoke(
+        main.app, ["render", "-f", PEERS, "--cluster-cidrs", "10.244.0.0/16"]
+    )
     assert result.exit_code == 0
     assert "kind: DaemonSet" in result.stdout

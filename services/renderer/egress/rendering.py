@@ -135,7 +135,7 @@ def render_egress(
     out_manifests: list[manifests.Manifest] = []
     key_requests: dict[str, keys.KeyRequest] = {}
     for group in all_groups:
-        if group.valid:
+        if group.valid or group.deleting:
             key_requests[group.name] = key_request(group, opts=opts)
         if not group.active:
             results[group.name] = GroupResult(group=group)

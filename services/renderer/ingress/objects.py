@@ -99,6 +99,20 @@ def _tailnet(raw: dict[str, Any]) -> cluster.TailscaleTailnetSnapshot:
     )
 
 
+def snapshot_of(
+    raw: dict[str, Any],
+) -> cluster.ServiceSnapshot | cluster.GatewaySnapshot | cluster.HTTPRouteSnapshot | None:
+    """The snapshot of a Service, Gateway or HTTPRoute manifest; None for other kinds."""
+    kind, api = raw.get("kind"), str(raw.get("apiVersion", ""))
+    if kind == "Service" and api == "v1":
+        return _service(raw)
+    if kind == "Gateway" and api.startswith("gateway.networking.k8s.io/"):
+        return _gateway(raw)
+    if kind == "HTTPRoute" and api.startswith("gateway.networking.k8s.io/"):
+        return _route(raw)
+    return None
+
+
 def snapshots_from(objects: Iterable[dict[str, Any]]) -> inputs.Snapshots:
     """Snapshots of the Services, Gateways, HTTPRoutes and TailscaleTailnets among `objects`.
 

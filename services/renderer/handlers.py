@@ -1,0 +1,252 @@
+"""The renderer's subscribers and its reconcile loop: messages in, view and inputs updated,
+the egress computation run, plans/configs/key requests/status out, objects to the API.
+
+On start every subscriber reads the last message per subject of its stream (ordered,
+ephemeral consumers), which rebuilds the cluster view and what the renderer itself published
+before; the first computation waits until that backlog is read, so a restart republishes
+nothing that did not change. Then it follows. Malformed messages are dead-lettered by the
+bus middleware after being counted.
+Must not: compute desired state itself (egress/ does), or block on the Kubernetes API
+(`adapters.syncing` retries on its own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+from faststream.nats import DeliverPolicy, NatsBroker, NatsRouter
+from faststream.nats.annotations import NatsMessage
+
+from tailwire.services.renderer import view as view_module
+from tailwire.services.renderer.adapters import syncing
+from tailwire.services.renderer.egress import options, outputs, rendering, statuses
+from tailwire.shared import bus, errors, subjects
+from tailwire.shared.events import base, gateways, keys, nodes, status
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime.datetime]
+_Handler = Callable[[NatsMessage], Awaitable[None]]
+
+# name -> (stream, filter subject) of everything the renderer reads.
+FEEDS: dict[str, tuple[str, str]] = {
+    "cluster": (bus.CLUSTER_STREAM, subjects.cluster_filter()),
+    "status": (bus.CLUSTER_STREAM, subjects.status_filter(subjects.Kind.EGRESSGROUP)),
+    "plans": (bus.NODES_STREAM, subjects.node_plans_filter()),
+    "acks": (bus.NODES_STREAM, subjects.node_acks_filter()),
+    "configs": (bus.NODES_STREAM, subjects.gateway_config_filter()),
+    "keys": (bus.WORK_STREAM, subjects.keys_filter()),
+}
+_KEY_MODELS: dict[str, type[base.Event]] = {
+    "request": keys.KeyRequest,
+    "ready": keys.KeyReady,
+    "failed": keys.KeyFailed,
+    "revoked": keys.KeyRevoked,
+}
+
+
+class Renderer:
+    """The renderer's state between messages, and the loop that acts on it."""
+
+    def __init__(
+        self,
+        *,
+        broker: NatsBroker,
+        opts: options.Options,
+        sync: syncing.ManifestSync | None,
+        clock: Clock = base.utcnow,
+        catch_up_timeout: float = 30.0,
+    ) -> None:
+        self.broker = broker
+        self.opts = opts
+        self.sync = sync
+        self.clock = clock
+        self.catch_up_timeout = catch_up_timeout
+        self.view = view_module.ClusterView()
+        self.published = outputs.Published()
+        self.key_events: dict[str, statuses.KeyEvent] = {}
+        self._key_seq: dict[str, int] = {}
+        self.acks: dict[str, nodes.NodeAck] = {}
+        self._backlog: dict[str, int] = {}
+        self._seen: dict[str, int] = dict.fromkeys(FEEDS, 0)
+        self.caught_up = asyncio.Event()
+        self._dirty = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.reconciled = 0  # computations run (tests wait on it)
+        self.idle = asyncio.Event()
+
+    # --- start-up: how much backlog is there to read ---------------------------------------
+
+    async def measure_backlog(self) -> None:
+        """Count the subjects each feed will deliver first (one message per subject)."""
+        js = self.broker.connection.jetstream()
+        for feed, (stream, subject) in FEEDS.items():
+            info = await js.stream_info(stream, subjects_filter=subject)
+            self._backlog[feed] = len(info.state.subjects or {})
+        self._check_caught_up()
+
+    def _count(self, feed: str) -> None:
+        self._seen[feed] += 1
+        if not self.caught_up.is_set():
+            self._check_caught_up()
+
+    def _check_caught_up(self) -> None:
+        if self._backlog and all(self._seen[f] >= n for f, n in self._backlog.items()):
+            log.info("renderer read its backlog: %s", self._backlog)
+            self.caught_up.set()
+
+    # --- subscribers -----------------------------------------------------------------------
+
+    def router(self) -> NatsRouter:
+        router = NatsRouter()
+
+        def subscribe(feed: str) -> Callable[[_Handler], _Handler]:
+            stream, subject = FEEDS[feed]
+            return cast(
+                Callable[[_Handler], _Handler],
+                router.subscriber(
+                    subject,
+                    stream=bus.stream(stream),
+                    deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+                    ordered_consumer=True,
+                    title=f"renderer.{feed}",
+                ),
+            )
+
+        @subscribe("cluster")
+        async def on_cluster(message: NatsMessage) -> None:
+            self._count("cluster")
+            snapshot = view_module.decode_snapshot(message.body)
+            if self.view.apply(snapshot):
+                self._dirty.set()
+
+        @subscribe("status")
+        async def on_status(message: NatsMessage) -> None:
+            self._count("status")
+            summary = bus.decode(status.StatusSummary, message.body)
+            if not self.caught_up.is_set():
+                self.published.summaries[message.raw_message.subject] = summary
+
+        @subscribe("plans")
+        async def on_plan(message: NatsMessage) -> None:
+            self._count("plans")
+            plan = bus.decode(nodes.NodePlan, message.body)
+            if not self.caught_up.is_set():
+                self.published.plans[plan.node] = plan
+
+        @subscribe("acks")
+        async def on_ack(message: NatsMessage) -> None:
+            self._count("acks")
+            ack = bus.decode(nodes.NodeAck, message.body)
+            before = self.acks.get(ack.node)
+            if before is None or ack.generation >= before.generation:
+                self.acks[ack.node] = ack
+                self._dirty.set()
+
+        @subscribe("configs")
+        async def on_config(message: NatsMessage) -> None:
+            self._count("configs")
+            config = bus.decode(gateways.GatewayConfig, message.body)
+            if not self.caught_up.is_set():
+                self.published.configs[config.group] = config
+
+        @subscribe("keys")
+        async def on_key(message: NatsMessage) -> None:
+            self._count("keys")
+            self.on_key_message(message)
+
+        return router
+
+    def on_key_message(self, message: NatsMessage) -> None:
+        subject = message.raw_message.subject
+        try:
+            parsed = subjects.parse(subject)
+        except errors.SubjectError as exc:
+            raise errors.MessageRejected(str(exc)) from exc
+        if parsed.ref is None or parsed.ref.kind != subjects.Kind.EGRESSGROUP:
+            return  # another owner kind's keys (the ingress side's)
+        event = bus.decode(_KEY_MODELS[parsed.event or ""], message.body)
+        name = parsed.ref.name
+        if isinstance(event, keys.KeyRequest):
+            if not self.caught_up.is_set():
+                self.published.key_requests[name] = event
+            return
+        assert isinstance(event, keys.KeyReady | keys.KeyFailed | keys.KeyRevoked)
+        sequence = message.raw_message.metadata.sequence.stream
+        if sequence >= self._key_seq.get(name, -1):
+            self._key_seq[name] = sequence
+            self.key_events[name] = event
+            self._dirty.set()
+
+    # --- the loop --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._loop(), name="renderer-reconcile"))
+        if self.sync is not None:
+            self._tasks.append(asyncio.create_task(self.sync.run(), name="renderer-apply"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.sync is not None:
+            await self.sync.writer.close()
+
+    async def _loop(self) -> None:
+        try:
+            await asyncio.wait_for(self.caught_up.wait(), timeout=self.catch_up_timeout)
+        except TimeoutError:
+            log.warning(
+                "backlog not fully read after %ss (%s of %s); going on",
+                self.catch_up_timeout,
+                self._seen,
+                self._backlog,
+            )
+            self.caught_up.set()
+        self._dirty.set()
+        while True:
+            self.idle.set()
+            await self._dirty.wait()
+            self.idle.clear()
+            self._dirty.clear()
+            try:
+                await self.reconcile()
+            except errors.BusError as exc:
+                log.warning("publishing failed, will retry: %s", exc)
+                self._dirty.set()
+                await asyncio.sleep(1.0)
+
+    async def reconcile(self) -> None:
+        result = rendering.render_egress(
+            view=self.view, opts=self.opts, previous=self.published.plans
+        )
+        decision = outputs.decide(
+            result=result,
+            published=self.published,
+            key_events=self.key_events,
+            acks=self.acks,
+            now=self.clock(),
+        )
+        for item in decision.outgoing:
+            await bus.publish(self.broker, item.event, subject=item.subject, msg_id=item.msg_id)
+            self.published.record(item)
+        if self.sync is not None:
+            from tailwire.services.renderer import renderers
+
+            self.sync.update(
+                syncing.Desired(
+                    manifests=tuple(result.manifests),
+                    prune=renderers.egress_prune_scopes(namespace=self.opts.gateway_namespace),
+                    statuses=decision.statuses,
+                    finalizers=decision.finalizers,
+                )
+            )
+        self.reconciled += 1

@@ -1,0 +1,106 @@
+"""The ingress side as one of the renderer's computations (`domain.Renderer`).
+
+Reads TailscaleGateways, TailscaleTailnets, Services, Gateways and HTTPRoutes from the
+cluster view and returns, for every TailscaleGateway: its manifests, the prune scopes of the
+objects it owns (by owner label; none for an invalid spec, so a typo never tears a stack
+down) and its status as a document. Both `tailwire render` and the running renderer use it.
+Must not: do I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tailwire.services.renderer import domain
+from tailwire.services.renderer.ingress import inputs, naming, rendering
+from tailwire.shared import subjects
+from tailwire.shared.events import cluster
+from tailwire.shared.k8s import labels
+from tailwire.shared.resources import tailscalegateway
+
+# Every kind the ingress side may create, for pruning.
+OWNED_KINDS = (
+    (naming.GATEWAY_API, "GatewayClass"),
+    (naming.ENVOY_API, "EnvoyProxy"),
+    (naming.CERT_MANAGER_API, "Certificate"),
+    (naming.GATEWAY_API, "Gateway"),
+    ("v1", "Service"),
+    (naming.ENVOY_API, "Backend"),
+    (naming.GATEWAY_API, "HTTPRoute"),
+    (naming.ENVOY_API, "BackendTrafficPolicy"),
+)
+
+
+def _typed(source: domain.RenderInput, kind: subjects.Kind, model: type[Any]) -> list[Any]:
+    return [item for item in source.view.of_kind(kind) if isinstance(item, model)]
+
+
+def snapshots_of(source: domain.RenderInput) -> inputs.Snapshots:
+    return inputs.Snapshots.of(
+        services=_typed(source, subjects.Kind.SERVICE, cluster.ServiceSnapshot),
+        gateways=_typed(source, subjects.Kind.GATEWAY, cluster.GatewaySnapshot),
+        tailnets=_typed(source, subjects.Kind.TAILSCALETAILNET, cluster.TailscaleTailnetSnapshot),
+        routes=_typed(source, subjects.Kind.HTTPROUTE, cluster.HTTPRouteSnapshot),
+    )
+
+
+def prune_scopes(*, namespace: str, name: str) -> tuple[domain.PruneScope, ...]:
+    selector = {
+        labels.MANAGED_BY: labels.MANAGED_BY_VALUE,
+        labels.OWNER_KIND: tailscalegateway.KIND,
+        labels.OWNER_NAME: naming.short(name),
+        labels.OWNER_NAMESPACE: namespace,
+    }
+    return tuple(
+        domain.PruneScope(api_version=api, kind=kind, namespace=None, labels=dict(selector))
+        for api, kind in OWNED_KINDS
+    )
+
+
+def status_reference(snapshot: cluster.TailscaleGatewaySnapshot) -> dict[str, Any]:
+    """The object a status document belongs to (apiVersion/kind/metadata)."""
+    return {
+        "apiVersion": tailscalegateway.API_VERSION,
+        "kind": tailscalegateway.KIND,
+        "metadata": {"name": snapshot.meta.name, "namespace": snapshot.meta.namespace},
+    }
+
+
+def render_one(
+    snapshot: cluster.TailscaleGatewaySnapshot,
+    *,
+    snapshots: inputs.Snapshots,
+    settings: inputs.Settings | None = None,
+) -> tuple[domain.Rendered, rendering.Rendered]:
+    result = rendering.render_snapshot(
+        snapshot,
+        services=snapshots.services,
+        gateways=snapshots.gateways,
+        tailnets=snapshots.tailnets,
+        routes=snapshots.routes,
+        settings=settings,
+    )
+    status_document = {**status_reference(snapshot), "status": result.status.dump()}
+    prune = (
+        prune_scopes(namespace=snapshot.meta.namespace or "default", name=snapshot.meta.name)
+        if result.valid
+        else ()
+    )
+    return (
+        domain.Rendered(manifests=result.manifests, prune=prune, documents=(status_document,)),
+        result,
+    )
+
+
+def render_ingress(source: domain.RenderInput, /) -> domain.Rendered:
+    """Every TailscaleGateway in the view, in namespace/name order."""
+    snapshots = snapshots_of(source)
+    gateways = sorted(
+        (
+            item
+            for item in source.view.of_kind(subjects.Kind.TAILSCALEGATEWAY)
+            if isinstance(item, cluster.TailscaleGatewaySnapshot)
+        ),
+        key=lambda g: (g.meta.namespace or "", g.meta.name),
+    )
+    return domain.combine([render_one(g, snapshots=snapshots)[0] for g in gateways])
