@@ -3,9 +3,12 @@
 `Minter.ensure_key` answers a key request level-triggered: the owner's Secret is the source
 of truth; a key that is still good is reused, otherwise keys this owner left behind (found
 by the description marker, e.g. minted just before a crash) are deleted, one key is minted
-and written with create-or-409 / replace-at-resourceVersion, and the replaced key is
-deleted. A per-owner lock serialises work on one owner inside the process; the Secret's
-optimistic concurrency settles races between processes. `renew_due` renews from Secrets
+and written, and the replaced key is deleted. A per-owner lock serialises work on one owner
+inside the process. Between processes, a keyminter first writes a claim on the Secret
+(create-or-409, replace at resourceVersion): only the claim holder sweeps and mints, others
+hand the request back until the key is there, and a claim older than `claim_seconds` is
+taken over (its holder died); the holder's final write at the claimed version fails if it
+was taken over, and it then deletes the key it minted. `renew_due` renews from Secrets
 alone, so it works after a restart. `revoke` deletes the owner's keys, every device it
 created and its Secret.
 
@@ -19,9 +22,11 @@ import asyncio
 import collections
 import dataclasses
 import logging
+import socket
+import uuid
 
 from tailwire.services.keyminter import domain
-from tailwire.services.keyminter.adapters import secrets, tailnets, timing
+from tailwire.services.keyminter.adapters import backends, secrets, tailnets, timing
 from tailwire.shared import errors
 from tailwire.shared.events import keys
 
@@ -35,6 +40,8 @@ MAX_WRITE_RACES = 3
 class Policy:
     renewal_fraction: float = 0.8
     key_expiry_seconds: int = 90 * 24 * 3600
+    # How long another keyminter's minting claim is respected before it counts as dead.
+    claim_seconds: float = 120.0
 
 
 class Minter:
@@ -47,7 +54,11 @@ class Minter:
         tailnets: tailnets.Tailnets,
         clock: timing.Clock,
         policy: Policy,
+        holder: str | None = None,
     ) -> None:
+        # Who this keyminter is in minting claims: unique per process, so a restarted one
+        # does not mistake its predecessor's claim for its own.
+        self.holder = holder or f"{socket.gethostname()[:40]}-{uuid.uuid4().hex[:12]}"
         self.store = store
         self.tailnets = tailnets
         self.clock = clock
@@ -90,45 +101,33 @@ class Minter:
         ):
             assert stored is not None
             return _ready(request, tailnet=label, key_id=stored.key_id, stored=stored)
-        marker = domain.key_marker(request.owner.uid)
-        keep = stored.key_id if stored is not None else None
-        for orphan in domain.orphaned_keys(await backend.list_keys(), marker=marker, keep=keep):
-            log.warning(
-                "%s: deleting key %s left over from an earlier try", _who(request), orphan.id
-            )
-            await backend.delete_key(orphan.id)
-        minted = await backend.mint_key(
-            tags=request.tags,
-            reusable=request.reusable,
-            ephemeral=request.ephemeral,
-            preauthorized=request.preauthorized,
-            expiry_seconds=self.policy.key_expiry_seconds,
-            description=marker,
-        )
-        issued = self.clock.now()
+        claimed_version = await self._claim(request, tailnet=label, current=current)
+        try:
+            minted = await self._mint(request, backend=backend, keep=_key_id(stored))
+        except Exception:
+            await self._release(request, tailnet=label, current=current, version=claimed_version)
+            raise
         body = secrets.secret_body(
             request=request,
             tailnet=label,
             key_id=minted.key_id,
             secret=minted.secret,
-            issued_at=issued,
+            issued_at=self.clock.now(),
             expires_at=minted.expires_at,
-            resource_version=current.resource_version,
+            resource_version=claimed_version,
         )
         try:
             await self.store.write(body)
-        except errors.Conflict:
-            # Someone else wrote the Secret first: ours must not outlive this attempt.
-            await backend.delete_key(minted.key_id)
-            raise
         except errors.BackendError:
-            # Not written: the key would be an orphan; the marker sweep also catches it if
-            # this deletion fails too (or we crash right here).
+            # Not written (lost the claim to a takeover, or the API failed): the key must
+            # not outlive this attempt. If this deletion fails too, or we crash right here,
+            # the marker sweep of whoever mints next removes it.
             try:
                 await backend.delete_key(minted.key_id)
             except errors.BackendError:
                 log.warning("%s: could not delete unwritten key %s", _who(request), minted.key_id)
             raise
+        keep = _key_id(stored)
         if keep is not None and keep != minted.key_id:
             try:
                 await backend.delete_key(keep)
@@ -151,6 +150,69 @@ class Minter:
             expires_at=minted.expires_at,
             tags=request.tags,
         )
+
+    async def _claim(
+        self, request: keys.KeyRequest, *, tailnet: str, current: secrets.Current
+    ) -> str | None:
+        """Note on the Secret that this keyminter mints for the owner now; returns the
+        Secret's version after the note. Another keyminter's fresh claim wins: the request
+        comes back later. A claim older than the grace belongs to a keyminter that died."""
+        now = self.clock.now()
+        claim = current.claim
+        if claim is not None and claim.holder != self.holder:
+            age = (now - claim.since).total_seconds()
+            if age < self.policy.claim_seconds:
+                raise errors.TransientBackendError(
+                    f"another keyminter is minting for {_who(request)} (for {age:.0f}s)",
+                    retry_after=self.policy.claim_seconds - age + 1.0,
+                )
+            log.warning("%s: taking over a claim %.0fs old", _who(request), age)
+        body = secrets.claim_body(
+            request=request, tailnet=tailnet, current=current, holder=self.holder, since=now
+        )
+        return await self.store.write(body)  # Conflict: someone else claimed first
+
+    async def _mint(
+        self, request: keys.KeyRequest, *, backend: backends.Backend, keep: str | None
+    ) -> backends.MintedKey:
+        """Delete this owner's leftover keys (marker, not in its Secret), then mint one."""
+        marker = domain.key_marker(request.owner.uid)
+        for orphan in domain.orphaned_keys(await backend.list_keys(), marker=marker, keep=keep):
+            log.warning(
+                "%s: deleting key %s left over from an earlier try", _who(request), orphan.id
+            )
+            await backend.delete_key(orphan.id)
+        return await backend.mint_key(
+            tags=request.tags,
+            reusable=request.reusable,
+            ephemeral=request.ephemeral,
+            preauthorized=request.preauthorized,
+            expiry_seconds=self.policy.key_expiry_seconds,
+            description=marker,
+        )
+
+    async def _release(
+        self,
+        request: keys.KeyRequest,
+        *,
+        tailnet: str,
+        current: secrets.Current,
+        version: str | None,
+    ) -> None:
+        """Best effort: take our claim back off the Secret (or remove the empty one we made)."""
+        try:
+            if current.resource_version is None:
+                await self.store.delete(
+                    namespace=request.secret_namespace, name=request.secret_name
+                )
+            else:
+                await self.store.write(
+                    secrets.release_body(
+                        request=request, tailnet=tailnet, current=current, version=version
+                    )
+                )
+        except errors.BackendError as exc:
+            log.warning("%s: could not release the minting claim: %s", _who(request), exc)
 
     async def revoke(self, request: keys.KeyRequest) -> keys.KeyRevoked:
         """Delete the owner's keys, every device it created, and its Secret."""
@@ -212,6 +274,10 @@ def _ready(
         expires_at=stored.expires_at,
         tags=request.tags,
     )
+
+
+def _key_id(stored: domain.StoredKey | None) -> str | None:
+    return stored.key_id if stored is not None else None
 
 
 def _who(request: keys.KeyRequest) -> str:

@@ -34,16 +34,34 @@ EXPIRES_AT = f"{labels.DOMAIN}/key-expires-at"
 KEY_TAILNET = f"{labels.DOMAIN}/key-tailnet"
 KEY_TAGS = f"{labels.DOMAIN}/key-tags"
 KEY_REQUEST = f"{labels.DOMAIN}/key-request"  # the KeyRequest it answers (JSON, no secret)
+# A keyminter about to mint for this owner: who, and since when (see `minting`).
+MINTING_BY = f"{labels.DOMAIN}/minting-by"
+MINTING_SINCE = f"{labels.DOMAIN}/minting-since"
 
 ApiClientFactory = Callable[[], Awaitable[client.ApiClient]]
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class Claim:
+    """A keyminter's note on a Secret that it is minting for the owner right now."""
+
+    holder: str
+    since: datetime.datetime
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Current:
-    """A Secret as read: what key it holds and the version to replace it at."""
+    """A Secret as read: what key it holds, who is minting, the version to replace it at.
+
+    `annotations` and `data` are kept only to carry them over into a claim; `data` holds
+    the key (base64) and is never shown.
+    """
 
     stored: domain.StoredKey | None
     resource_version: str | None
+    claim: Claim | None = None
+    annotations: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
+    data: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -98,17 +116,13 @@ def _stored_from(
     )
 
 
-def secret_body(
-    *,
-    request: keys.KeyRequest,
-    tailnet: str,
-    key_id: str,
-    secret: SecretStr,
-    issued_at: datetime.datetime,
-    expires_at: datetime.datetime,
-    resource_version: str | None,
-) -> dict[str, Any]:
-    """The Secret for `request`: owned by the requester where Kubernetes allows it."""
+def _claim_from(annotations: dict[str, str]) -> Claim | None:
+    holder, since = annotations.get(MINTING_BY), _time(annotations.get(MINTING_SINCE))
+    return Claim(holder=holder, since=since) if holder and since is not None else None
+
+
+def _metadata(*, request: keys.KeyRequest, tailnet: str) -> dict[str, Any]:
+    """Name, labels and owner reference of the Secret for `request`."""
     owner = request.owner
     metadata: dict[str, Any] = {
         "name": request.secret_name,
@@ -119,14 +133,6 @@ def secret_body(
             labels.OWNER_NAME: owner.name,
             **({labels.OWNER_NAMESPACE: owner.namespace} if owner.namespace else {}),
             **({labels.TAILNET: tailnet} if _label_value_ok(tailnet) else {}),
-        },
-        "annotations": {
-            KEY_ID: key_id,
-            ISSUED_AT: issued_at.isoformat(),
-            EXPIRES_AT: expires_at.isoformat(),
-            KEY_TAILNET: tailnet,
-            KEY_TAGS: ",".join(request.tags),
-            KEY_REQUEST: request.model_copy(update={"revoke": False}).model_dump_json(),
         },
     }
     # An owner reference cannot cross namespaces: a cluster-scoped owner (EgressGroup) or
@@ -142,16 +148,75 @@ def secret_body(
                 "controller": False,
             }
         ]
-    if resource_version is not None:
-        metadata["resourceVersion"] = resource_version
-    value = base64.b64encode(secret.get_secret_value().encode()).decode("ascii")
+    return metadata
+
+
+def _secret(metadata: dict[str, Any], data: dict[str, str]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "metadata": metadata,
         "type": "Opaque",
-        "data": {names.AUTHKEY_SECRET_KEY: value},
+        "data": data,
     }
+
+
+def claim_body(
+    *,
+    request: keys.KeyRequest,
+    tailnet: str,
+    current: Current,
+    holder: str,
+    since: datetime.datetime,
+) -> dict[str, Any]:
+    """The Secret as it is, plus a claim: created empty if there is none yet."""
+    metadata = _metadata(request=request, tailnet=tailnet)
+    metadata["annotations"] = {
+        **current.annotations,
+        MINTING_BY: holder,
+        MINTING_SINCE: since.isoformat(),
+    }
+    if current.resource_version is not None:
+        metadata["resourceVersion"] = current.resource_version
+    return _secret(metadata, dict(current.data))
+
+
+def release_body(
+    *, request: keys.KeyRequest, tailnet: str, current: Current, version: str | None
+) -> dict[str, Any]:
+    """The Secret as it was before our claim, at the version our claim left."""
+    metadata = _metadata(request=request, tailnet=tailnet)
+    metadata["annotations"] = {
+        k: v for k, v in current.annotations.items() if k not in (MINTING_BY, MINTING_SINCE)
+    }
+    metadata["resourceVersion"] = version
+    return _secret(metadata, dict(current.data))
+
+
+def secret_body(
+    *,
+    request: keys.KeyRequest,
+    tailnet: str,
+    key_id: str,
+    secret: SecretStr,
+    issued_at: datetime.datetime,
+    expires_at: datetime.datetime,
+    resource_version: str | None,
+) -> dict[str, Any]:
+    """The Secret holding a new key for `request` (any claim is dropped)."""
+    metadata = _metadata(request=request, tailnet=tailnet)
+    metadata["annotations"] = {
+        KEY_ID: key_id,
+        ISSUED_AT: issued_at.isoformat(),
+        EXPIRES_AT: expires_at.isoformat(),
+        KEY_TAILNET: tailnet,
+        KEY_TAGS: ",".join(request.tags),
+        KEY_REQUEST: request.model_copy(update={"revoke": False}).model_dump_json(),
+    }
+    if resource_version is not None:
+        metadata["resourceVersion"] = resource_version
+    value = base64.b64encode(secret.get_secret_value().encode()).decode("ascii")
+    return _secret(metadata, {names.AUTHKEY_SECRET_KEY: value})
 
 
 def _label_value_ok(value: str) -> bool:
@@ -185,27 +250,35 @@ class SecretStore:
             raise convert_api_exception(exc, what=what) from None
         except aiohttp.ClientError as exc:
             raise errors.TransientBackendError(f"{what}: {type(exc).__name__}") from None
+        annotations = dict(secret.metadata.annotations or {})
         return Current(
-            stored=_stored_from(secret.metadata.annotations, secret.data),
+            stored=_stored_from(annotations, secret.data),
             resource_version=secret.metadata.resource_version,
+            claim=_claim_from(annotations),
+            annotations=annotations,
+            data=dict(secret.data or {}),
         )
 
-    async def write(self, body: dict[str, Any]) -> None:
-        """Create the Secret, or replace it at the `resourceVersion` in `body`; 409 -> Conflict."""
+    async def write(self, body: dict[str, Any]) -> str | None:
+        """Create the Secret, or replace it at the `resourceVersion` in `body`; 409 -> Conflict.
+
+        Returns the new resourceVersion."""
         meta = body["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         api = await self._api()
         wire: Any = body  # the client serialises plain dicts as they are
         try:
             if meta.get("resourceVersion") is None:
-                await api.create_namespaced_secret(namespace, wire)
+                written = await api.create_namespaced_secret(namespace, wire)
             else:
-                await api.replace_namespaced_secret(name, namespace, wire)
+                written = await api.replace_namespaced_secret(name, namespace, wire)
         except ApiException as exc:
             raise convert_api_exception(exc, what=f"write Secret {namespace}/{name}") from None
         except aiohttp.ClientError as exc:
             what = f"write Secret {namespace}/{name}"
             raise errors.TransientBackendError(f"{what}: {type(exc).__name__}") from None
+        version: str | None = written.metadata.resource_version
+        return version
 
     async def delete(self, *, namespace: str, name: str) -> None:
         api = await self._api()

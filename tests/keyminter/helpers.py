@@ -1,0 +1,73 @@
+"""Helpers of the keyminter tests: owners, requests, and what the fakes hold."""
+
+from __future__ import annotations
+
+import base64
+
+from tailwire.shared.events import base, keys
+from tailwire.shared.k8s import names
+from tailwire.shared.resources import egressgroup
+from tailwire.testing import controlapi, kubeapi
+
+NAMESPACE = "tailwire-system"
+SCOPES = ["auth_keys", "devices:core"]
+
+
+class FakeSleeper:
+    """Records every wait and moves the fake clock by it, at once."""
+
+    def __init__(self, clock: controlapi.FakeClock) -> None:
+        self.clock = clock
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float, /) -> None:
+        self.waits.append(seconds)
+        self.clock.advance(seconds=max(0.0, seconds))
+
+
+def egress_group(kube: kubeapi.KubeAPI, *, name: str = "payments") -> base.OwnerRef:
+    """An EgressGroup in the emulator, as the owner a request names."""
+    created = kube.create(
+        {
+            "apiVersion": egressgroup.API_VERSION,
+            "kind": egressgroup.KIND,
+            "metadata": {"name": name},
+            "spec": {"selector": {"podSelector": {"matchLabels": {"app": name}}}},
+        }
+    )
+    return base.OwnerRef(
+        api_version=egressgroup.API_VERSION,
+        kind=egressgroup.KIND,
+        name=name,
+        uid=created["metadata"]["uid"],
+    )
+
+
+def key_request(
+    owner: base.OwnerRef,
+    *,
+    tags: tuple[str, ...] = ("tag:k8s",),
+    tailnet: str | None = None,
+    revoke: bool = False,
+) -> keys.KeyRequest:
+    return keys.KeyRequest(
+        owner=owner,
+        tailnet=tailnet,
+        tags=tags,
+        hostname_prefix=names.hostname_prefix(owner.name),
+        secret_name=names.authkey_secret(owner.name),
+        secret_namespace=NAMESPACE,
+        revoke=revoke,
+    )
+
+
+def stored_authkey(kube: kubeapi.KubeAPI, request: keys.KeyRequest) -> str:
+    """The key in the owner's Secret, read the way a gateway pod would get it."""
+    secret = kube.get("secrets", name=request.secret_name, namespace=request.secret_namespace)
+    assert secret is not None, "no Secret was written"
+    return base64.b64decode(secret["data"][names.AUTHKEY_SECRET_KEY]).decode()
+
+
+def valid_keys(fake: controlapi.FakeControlAPI) -> list[str]:
+    now = fake.clock.now()
+    return sorted(k.id for k in fake.keys.values() if not k.invalid(now))
