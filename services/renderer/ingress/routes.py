@@ -148,6 +148,7 @@ def _candidates(
     notes: list[findings.Finding] = []
     ingress = generation.ingress if generation else None
     if ingress is not None and ingress.enabled and ingress.host_pattern:
+        notes += _filter_findings(index, ingress)
         namespaces = _namespaces(gateway, ingress)
         for service in snapshots.services:
             if service.meta.namespace not in namespaces or not _eligible(service):
@@ -206,6 +207,36 @@ def _candidates(
             else:
                 found.append(candidate)
     return found, tuple(dict.fromkeys(chosen)), notes
+
+
+def _filter_findings(
+    index: int, ingress: tailscalegateway.IngressRouteConfig
+) -> list[findings.Finding]:
+    """Header values may use {service}, {namespace}, {tailnet}; anything else in braces is
+    sent literally (Envoy does not expand it either), and said so."""
+    notes = []
+    for f_index, route_filter in enumerate(ingress.filters):
+        for key in ("request_header_modifier", "response_header_modifier"):
+            modifier = getattr(route_filter, key)
+            if modifier is None:
+                continue
+            for verb in ("set", "add"):
+                for h_index, header in enumerate(getattr(modifier, verb)):
+                    unknown = templates.unknown_placeholders(templates.normalize(header.value))
+                    if not unknown:
+                        continue
+                    alias = type(route_filter).model_fields[key].alias or key
+                    notes.append(
+                        findings.finding(
+                            category=findings.Category.NOT_ENFORCED,
+                            field=f"spec.tailnets[{index}].routeGeneration.ingress.filters"
+                            f"[{f_index}].{alias}.{verb}[{h_index}].value",
+                            message=f"{{{unknown[0]}}} is not a placeholder tailwire fills "
+                            "(only {service}, {namespace}, {tailnet}); header "
+                            f"{header.name} is sent with it literally",
+                        )
+                    )
+    return notes
 
 
 def _refused(

@@ -50,7 +50,9 @@ def render(
     )
 
 
-def gateway(spec: dict[str, Any], *, name: str = "gw", namespace: str = "apps") -> tailscalegateway.TailscaleGateway:
+def gateway(
+    spec: dict[str, Any], *, name: str = "gw", namespace: str = "apps"
+) -> tailscalegateway.TailscaleGateway:
     return tailscalegateway.TailscaleGateway.model_validate(
         {
             "apiVersion": tailscalegateway.API_VERSION,
@@ -61,9 +63,7 @@ def gateway(spec: dict[str, Any], *, name: str = "gw", namespace: str = "apps") 
     )
 
 
-def tailnet_entry(
-    name: str, *, host: str, priority: int = 100, **ingress: Any
-) -> dict[str, Any]:
+def tailnet_entry(name: str, *, host: str, priority: int = 100, **ingress: Any) -> dict[str, Any]:
     return {
         "name": name,
         "tailscaleTailnetRef": {"kind": "TailscaleTailnet", "name": name},

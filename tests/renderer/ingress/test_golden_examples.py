@@ -89,13 +89,22 @@ def test_the_homelab_stack_is_complete() -> None:
     assert service["loadBalancerClass"] == "tailscale"
     assert service["annotations"] == {"tailscale.com/hostname": "gateway-envoy"}
     (internal,) = support.of_kind(rendered, "Service")
-    assert internal["metadata"] == {**internal["metadata"], "name": "gateway-internal",
-                                    "namespace": "envoy-gateway"}
+    assert internal["metadata"] == {
+        **internal["metadata"],
+        "name": "gateway-internal",
+        "namespace": "envoy-gateway",
+    }
     assert internal["spec"]["selector"] == {
         "gateway.envoyproxy.io/owning-gateway-name": "tailscale-gateway",
         "gateway.envoyproxy.io/owning-gateway-namespace": "tailscale",
     }
-    hosts = sorted(h for r in support.of_kind(rendered, "HTTPRoute") for h in r["spec"]["hostnames"])
-    assert hosts == ["docs.sudhanva.me", "headlamp.sudhanva.me", "jellyfin.sudhanva.me",
-                     "vault.sudhanva.me"]
+    hosts = sorted(
+        h for r in support.of_kind(rendered, "HTTPRoute") for h in r["spec"]["hostnames"]
+    )
+    assert hosts == [
+        "docs.sudhanva.me",
+        "headlamp.sudhanva.me",
+        "jellyfin.sudhanva.me",
+        "vault.sudhanva.me",
+    ]
     assert support.condition(rendered, "Ready").status == "True"
