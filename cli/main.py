@@ -12,7 +12,7 @@ import typer
 
 from tailwire.cli import demo as demo_script
 from tailwire.cli import rendering, running, validating
-from tailwire.shared import permissions
+from tailwire.shared import errors, permissions
 
 app = typer.Typer(
     name="tailwire",
@@ -33,9 +33,21 @@ def version() -> None:
 @app.command()
 def run(
     service: Annotated[running.ServiceName, typer.Argument(help="The service to run.")],
+    node: Annotated[
+        str | None,
+        typer.Option("--node", help="nodeagent: this node's name (else TAILWIRE_NODE_NAME)."),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="nodeagent: print the netlink/nftables changes only."),
+    ] = False,
 ) -> None:
     """Run one service until SIGTERM/SIGINT (settings from TAILWIRE_* variables)."""
-    asyncio.run(running.run_service(service))
+    try:
+        asyncio.run(running.run_service(service, node=node, dry_run=dry_run))
+    except errors.ConfigurationError as exc:
+        typer.echo(f"tailwire run {service}: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

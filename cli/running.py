@@ -12,7 +12,7 @@ from tailwire.services.keyminter import app as keyminter_app
 from tailwire.services.nodeagent import app as nodeagent_app
 from tailwire.services.renderer import app as renderer_app
 from tailwire.services.watcher import app as watcher_app
-from tailwire.shared import runtime, settings, telemetry
+from tailwire.shared import errors, runtime, settings, telemetry
 
 
 class ServiceName(enum.StrEnum):
@@ -23,23 +23,30 @@ class ServiceName(enum.StrEnum):
     NODEAGENT = "nodeagent"
 
 
-def create(service: ServiceName) -> runtime.ServiceRuntime:
+def create(
+    service: ServiceName, *, node: str | None = None, dry_run: bool = False
+) -> runtime.ServiceRuntime:
+    if service is ServiceName.NODEAGENT:
+        return nodeagent_app.create(node_name=node, dry_run=dry_run)
+    if node is not None or dry_run:
+        raise errors.ConfigurationError("--node and --dry-run apply to the nodeagent only")
     factories = {
         ServiceName.WATCHER: watcher_app.create,
         ServiceName.KEYMINTER: keyminter_app.create,
         ServiceName.RENDERER: renderer_app.create,
         ServiceName.DNSUPDATER: dnsupdater_app.create,
-        ServiceName.NODEAGENT: nodeagent_app.create,
     }
     return factories[service]()
 
 
-async def run_service(service: ServiceName) -> None:
+async def run_service(
+    service: ServiceName, *, node: str | None = None, dry_run: bool = False
+) -> None:
     tel = settings.TelemetrySettings()
     telemetry.configure_logging(
         service=f"tailwire-{service}", level=tel.log_level, as_json=tel.log_json
     )
-    service_runtime = create(service)
+    service_runtime = create(service, node=node, dry_run=dry_run)
     # A signal during start-up must still stop the service cleanly: FastStream installs its
     # own handlers only once `run` begins, so until then ours ask the app to exit.
     loop = asyncio.get_running_loop()

@@ -292,8 +292,6 @@ class Agent:
         async def run() -> None:
             try:
                 await self.apply_config(config)
-            except errors.MessageRejected:
-                raise
             except (errors.TailwireError, OSError) as exc:
                 log.error("gateway %s config %s not applied: %s", config.group, config.hash, exc)
 
