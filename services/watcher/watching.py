@@ -184,8 +184,12 @@ class Mirror:
         self.listed_at = self.clock()
         log.info(
             "listed %s (%s): %d objects, %d changes published, version %s",
-            self.where, reason, len(listed), len(changes), listing.resource_version,
-        )  # fmt: skip
+            self.where,
+            reason,
+            len(listed),
+            len(changes),
+            listing.resource_version,
+        )
         return len(changes)
 
     async def handle(self, event: kube.WatchEvent) -> None:
@@ -276,8 +280,10 @@ class Mirror:
                 if not missing:
                     log.warning(
                         "%s is not served (CRD not installed?); looking again every %.0fs: %s",
-                        self.where, self.settings.watch_missing_crd_retry, exc,
-                    )  # fmt: skip
+                        self.where,
+                        self.settings.watch_missing_crd_retry,
+                        exc,
+                    )
                     missing = True
                 self.resource_version, reason = None, "start"
                 await self.sleep(self.settings.watch_missing_crd_retry)
@@ -286,8 +292,10 @@ class Mirror:
                 delay = self.backoff.delay(attempt=attempt, rand=self.rand())
                 log.warning(
                     "%s: Kubernetes API unreachable or refusing, retrying in %.1fs: %s",
-                    self.where, delay, exc,
-                )  # fmt: skip
+                    self.where,
+                    delay,
+                    exc,
+                )
                 attempt += 1
                 if self.resource_version is None:
                     reason = "reconnect"
