@@ -47,9 +47,10 @@ def config(*, group: str, generation: int) -> gateways.GatewayConfig:
     )
 
 
-async def eventually(predicate: Callable[[], bool], *, timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
+async def eventually(predicate: Callable[[], bool], *, within: float = 10.0) -> None:
+    """Poll a condition the agent reaches on its own (a background reload)."""
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 (the fake LocalAPI offers no event)
             await asyncio.sleep(0.02)
 
 

@@ -114,7 +114,7 @@ async def test_a_failing_pod_does_not_block_the_others(
             topology, nodeagent.member(uid="uid-a", pod=good, index=1), vanished, colliding
         )
     )
-    results = {p.pod_uid: p for p in ack.pods}
+    results = {str(p.pod_uid): p for p in ack.pods}
     assert results["uid-a"].ok
     assert not results["uid-gone"].ok
     assert "does not exist" in (results["uid-gone"].error or "")

@@ -1,0 +1,188 @@
+"""The pure domain: what a plan asks of each namespace, refusals with reasons, and diffs."""
+
+from __future__ import annotations
+
+from tailwire.services.nodeagent.domain import desiring, diffing, facts
+from tailwire.shared import ids
+from tailwire.shared.events import nodes
+
+LINK_RANGES = ("169.254.64.0/18", "fd7a:115c:a1e0:ab12:4843::/80")
+
+
+def member(uid: str, index: int, **update: object) -> nodes.MemberAssignment:
+    base = nodes.MemberAssignment(
+        pod_uid=ids.PodUID(uid),
+        namespace="ns",
+        name=uid,
+        group=ids.GroupName("g"),
+        netns=f"pod-{uid}",
+        link=nodes.LinkAddresses(
+            member_v4=f"169.254.64.{2 * index + 1}/31",
+            gateway_v4=f"169.254.64.{2 * index}/31",
+            member_v6=f"fd7a:115c:a1e0:ab12:4843::{2 * index + 1:x}/127",
+            gateway_v6=f"fd7a:115c:a1e0:ab12:4843::{2 * index:x}/127",
+        ),
+        routes=(nodes.CGNAT_V4, nodes.TAILNET_ULA_V6),
+    )
+    return base.model_copy(update=update)
+
+
+def plan(*members: nodes.MemberAssignment) -> nodes.NodePlan:
+    return nodes.NodePlan(
+        node=ids.NodeName("n"),
+        generation=1,
+        gateways=(
+            nodes.GatewayAssignment(group=ids.GroupName("g"), netns="gw", fwmark=0x1E, table=1717),
+        ),
+        members=members,
+    )
+
+
+def desired_member(*members: nodes.MemberAssignment) -> list[desiring.MemberDesired]:
+    return list(desiring.desire(plan(*members), link_ranges=LINK_RANGES).members)
+
+
+def held(desired: desiring.MemberDesired) -> tuple[facts.NamespaceState, facts.NamespaceState]:
+    """The kernel state after a successful apply: what the adapter would read back."""
+    gw = facts.NamespaceState(
+        links={
+            desired.link: facts.Link(
+                name=desired.link,
+                index=7,
+                kind="veth",
+                mtu=1280,
+                up=True,
+                peer_index=3,
+                alias=desired.alias,
+            )
+        },
+        addresses=desired.gateway_addresses,
+    )
+    pod = facts.NamespaceState(
+        links={
+            "ts0": facts.Link(name="ts0", index=3, kind="veth", mtu=1280, up=True, peer_index=7)
+        },
+        addresses=desired.member_addresses
+        | {
+            facts.Address(dev="ts0", cidr="fe80::1/64"),
+            facts.Address(dev="eth0", cidr="10.244.1.5/24"),
+        },
+        routes=desired.routes,
+        rules=desired.rules,
+    )
+    return gw, pod
+
+
+def test_tailnet_ranges_go_via_the_gateway_in_main() -> None:
+    (desired,) = desired_member(member("a", 1))
+    assert desired.refused is None
+    assert {(r.table, r.dst, r.gateway) for r in desired.routes} == {
+        (facts.MAIN_TABLE, "100.64.0.0/10", "169.254.64.2"),
+        (facts.MAIN_TABLE, "fd7a:115c:a1e0::/48", "fd7a:115c:a1e0:ab12:4843::2"),
+    }
+    assert desired.rules == frozenset()
+
+
+def test_exit_node_and_covering_routes_live_behind_the_carve_outs() -> None:
+    (desired,) = desired_member(
+        member(
+            "a",
+            1,
+            exit_node=True,
+            routes=(nodes.CGNAT_V4, "10.0.0.0/8"),
+            carve_outs=("10.244.0.0/16",),
+        )
+    )
+    tables = {r.dst: r.table for r in desired.routes}
+    assert tables == {"100.64.0.0/10": 254, "10.0.0.0/8": 7717, "0.0.0.0/0": 7717, "::/0": 7717}
+    assert sorted(str(r) for r in desired.rules) == [
+        "-4 pref 5210 to 10.244.0.0/16 lookup main proto 77",
+        "-4 pref 5220 lookup 7717 proto 77",
+        "-6 pref 5220 lookup 7717 proto 77",
+    ]
+
+
+def test_refusals_name_the_reason_and_spare_the_others() -> None:
+    inside = member("b", 2, routes=("10.244.5.0/24",), carve_outs=("10.244.0.0/16",))
+    twin = member("c", 1)
+    outside = member("d", 3).model_copy(
+        update={
+            "link": member("d", 3).link.model_copy(
+                update={"member_v4": "10.9.9.1/31", "gateway_v4": "10.9.9.0/31"}
+            )
+        }
+    )
+    orphan = member("e", 4, group=ids.GroupName("nogateway"))
+    results = {
+        m.pod_uid: m.refused for m in desired_member(member("a", 1), inside, twin, outside, orphan)
+    }
+    assert results["a"] is None
+    assert "lies inside the cluster CIDR 10.244.0.0/16" in (results["b"] or "")
+    assert "collides with pod a" in (results["c"] or "")
+    assert "link.member_v4: 10.9.9.1/31 is outside the link range" in (results["d"] or "")
+    assert "has no gateway on this node" in (results["e"] or "")
+
+
+def test_an_applied_member_needs_no_change_and_a_new_one_is_built_in_order() -> None:
+    (desired,) = desired_member(member("a", 1, exit_node=True, carve_outs=("10.96.0.0/12",)))
+    gw, pod = held(desired)
+    assert diffing.diff_member(desired, gateway=gw, member=pod) == []
+
+    changes = diffing.diff_member(
+        desired, gateway=facts.NamespaceState(), member=facts.NamespaceState()
+    )
+    kinds = [type(c).__name__ for c in changes]
+    assert kinds[0] == "CreateVeth"
+    assert kinds.index("AddAddress") < kinds.index("AddRoute") < kinds.index("AddRule")
+    assert "ip -n gw link add tw" in changes[0].describe()
+
+
+def test_a_half_made_or_foreign_pair_is_rebuilt_and_an_mtu_change_only_set() -> None:
+    (desired,) = desired_member(member("a", 1))
+    gw, pod = held(desired)
+    stray = facts.NamespaceState(
+        links={
+            "ts0": facts.Link(name="ts0", index=3, kind="veth", mtu=1280, up=True, peer_index=99)
+        }
+    )
+    kinds = [type(c).__name__ for c in diffing.diff_member(desired, gateway=gw, member=stray)]
+    assert kinds[:3] == ["DeleteLink", "DeleteLink", "CreateVeth"]
+
+    small = facts.NamespaceState(
+        links={
+            "ts0": facts.Link(name="ts0", index=3, kind="veth", mtu=1500, up=True, peer_index=7)
+        },
+        addresses=pod.addresses,
+        routes=pod.routes,
+        rules=pod.rules,
+    )
+    changes = diffing.diff_member(desired, gateway=gw, member=small)
+    assert [c.describe() for c in changes] == [f"ip -n {desired.netns} link set ts0 mtu 1280"]
+
+
+def test_gateway_changes_and_stale_links() -> None:
+    (gateway,) = desiring.desire(plan()).gateways
+    changes = diffing.diff_gateway(gateway, facts.NamespaceState())
+    assert sum(isinstance(c, facts.SetSysctl) for c in changes) == 4
+    assert sum(isinstance(c, facts.ReplaceNftables) for c in changes) == 1
+    assert 'oifname "tailscale0" meta mark 0x1e masquerade' in gateway.ruleset
+    applied = facts.NamespaceState(
+        sysctls=dict(gateway.sysctls),
+        nft_digest=gateway.digest,
+        routes=gateway.routes,
+        rules=gateway.rules,
+    )
+    assert diffing.diff_gateway(gateway, applied) == []
+
+    link = facts.Link(
+        name=facts.gateway_link_name("gone"),
+        index=9,
+        kind="veth",
+        mtu=1280,
+        up=True,
+        alias=facts.member_alias(pod_uid="gone", netns="pod-gone"),
+    )
+    foreign = facts.Link(name="tw0", index=10, kind="veth", mtu=1500, up=True, alias="theirs")
+    state = facts.NamespaceState(links={link.name: link, "tw0": foreign})
+    assert diffing.stale_links(state, keep={"a"}) == [(link, "gone", "pod-gone")]
+    assert diffing.stale_links(state, keep={"gone"}) == []
