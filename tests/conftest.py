@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.telemetry",
     "tests.fixtures.controlapi",
     "tests.fixtures.netns",
+    "tests.fixtures.dns",
 ]

@@ -1,0 +1,158 @@
+"""Which Gateways are on the tailnet, at which addresses, and which hostnames they serve.
+
+A Gateway is tailnet-exposed when a Service of `loadBalancerClass: tailscale` carries Envoy
+Gateway's owner labels for it and its LoadBalancer status has addresses (the Tailscale
+operator writes the 100.x/fd7a: IPs and the MagicDNS name there). A hostname is served by
+such a Gateway when an HTTPRoute lists it, names the Gateway in `parentRefs`, and the
+Gateway accepted the route (`status.parents[].conditions Accepted=True`).
+
+Pure: works on snapshots handed in; must not read the bus or the cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from collections.abc import Iterable, Mapping
+
+from tailwire.shared.events import cluster
+from tailwire.shared.k8s import labels
+
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+
+
+@dataclasses.dataclass(frozen=True, order=True, kw_only=True)
+class GatewayRef:
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Exposure:
+    """A tailnet-exposed Gateway: its Tailscale addresses and MagicDNS name (if known)."""
+
+    gateway: GatewayRef
+    ipv4: tuple[str, ...]
+    ipv6: tuple[str, ...]
+    hostname: str | None
+
+
+def normalize_hostname(name: str) -> str:
+    """Lower case, no trailing dot: the one spelling compared everywhere."""
+    return name.strip().rstrip(".").lower()
+
+
+def _gateway_of_service(service: cluster.ServiceSnapshot) -> GatewayRef | None:
+    name = service.meta.labels.get(labels.ENVOY_OWNING_GATEWAY_NAME)
+    namespace = service.meta.labels.get(labels.ENVOY_OWNING_GATEWAY_NAMESPACE)
+    if not name or not namespace:
+        return None
+    return GatewayRef(namespace=namespace, name=name)
+
+
+def _split_addresses(service: cluster.ServiceSnapshot) -> tuple[list[str], list[str], str | None]:
+    ipv4: list[str] = []
+    ipv6: list[str] = []
+    hostname: str | None = None
+    for ingress in service.load_balancer_ingress:
+        if ingress.ip:
+            try:
+                address = ipaddress.ip_address(ingress.ip)
+            except ValueError:
+                continue  # a malformed status entry is skipped, not trusted
+            (ipv4 if address.version == 4 else ipv6).append(str(address))
+        if ingress.hostname and hostname is None:
+            hostname = normalize_hostname(ingress.hostname)
+    if hostname is None:
+        annotated = service.meta.annotations.get(labels.TAILSCALE_HOSTNAME)
+        hostname = normalize_hostname(annotated) if annotated else None
+    return ipv4, ipv6, hostname
+
+
+def tailnet_exposures(
+    *,
+    services: Iterable[cluster.ServiceSnapshot],
+    gateways: Mapping[GatewayRef, cluster.GatewaySnapshot],
+) -> dict[GatewayRef, Exposure]:
+    """Every live Gateway with a Tailscale LoadBalancer Service that has addresses."""
+    found: dict[GatewayRef, tuple[set[str], set[str], str | None]] = {}
+    for service in services:
+        if service.deleted or service.service_type != "LoadBalancer":
+            continue
+        if service.load_balancer_class != labels.TAILSCALE_LOAD_BALANCER_CLASS:
+            continue
+        ref = _gateway_of_service(service)
+        gateway = gateways.get(ref) if ref else None
+        if ref is None or gateway is None or gateway.deleted:
+            continue
+        ipv4, ipv6, hostname = _split_addresses(service)
+        v4, v6, known = found.setdefault(ref, (set(), set(), None))
+        v4.update(ipv4)
+        v6.update(ipv6)
+        found[ref] = (v4, v6, known or hostname)
+    return {
+        ref: Exposure(
+            gateway=ref,
+            ipv4=tuple(sorted(v4, key=ipaddress.ip_address)),
+            ipv6=tuple(sorted(v6, key=ipaddress.ip_address)),
+            hostname=hostname,
+        )
+        for ref, (v4, v6, hostname) in sorted(found.items())
+        if v4 or v6
+    }
+
+
+def _parent_gateway(parent: cluster.ParentRef, *, route_namespace: str) -> GatewayRef | None:
+    if parent.group != GATEWAY_GROUP or parent.kind != "Gateway":
+        return None
+    return GatewayRef(namespace=parent.namespace or route_namespace, name=parent.name)
+
+
+def accepted_gateways(route: cluster.HTTPRouteSnapshot) -> set[GatewayRef]:
+    """The Gateways a route names in `parentRefs` that also accepted it in status."""
+    namespace = route.meta.namespace or "default"
+    named = {
+        ref
+        for parent in route.parent_refs
+        if (ref := _parent_gateway(parent, route_namespace=namespace)) is not None
+    }
+    accepted = {
+        ref
+        for status in route.parents
+        if status.accepted
+        and (ref := _parent_gateway(status.parent, route_namespace=namespace)) is not None
+    }
+    return named & accepted
+
+
+def served_hostnames(
+    *,
+    routes: Iterable[cluster.HTTPRouteSnapshot],
+    exposures: Mapping[GatewayRef, Exposure],
+) -> dict[str, tuple[Exposure, ...]]:
+    """hostname -> the tailnet Gateways serving it (sorted), over all live, accepted routes.
+
+    Wildcard hostnames (`*.apps.example.com`) are kept: the RFC 2136 backend can publish a
+    wildcard record; backends that cannot skip them.
+    """
+    serving: dict[str, set[GatewayRef]] = {}
+    for route in routes:
+        if route.deleted:
+            continue
+        gateways = accepted_gateways(route) & exposures.keys()
+        if not gateways:
+            continue
+        for hostname in route.hostnames:
+            serving.setdefault(normalize_hostname(hostname), set()).update(gateways)
+    return {
+        hostname: tuple(exposures[ref] for ref in sorted(refs))
+        for hostname, refs in sorted(serving.items())
+    }
+
+
+def in_zone(hostname: str, *, zone: str) -> bool:
+    zone = normalize_hostname(zone)
+    return hostname == zone or hostname.endswith("." + zone)
