@@ -258,6 +258,17 @@ class Handler(kmock.RawHandler):
             since_rv = int(since) if since else None
         except ValueError:
             raise statuses.bad_request(f"invalid resource version: {since!r}") from None
+        initial_events = routing.truthy(params.get("sendInitialEvents"))
+        if initial_events:
+            # The watch-list protocol: state first (as "not older than" the version), then a
+            # bookmark marking its end; the server insists on the parameters that make it so.
+            if params.get("resourceVersionMatch") != "NotOlderThan":
+                raise statuses.bad_request(
+                    "sendInitialEvents requires resourceVersionMatch=NotOlderThan"
+                )
+            if not routing.truthy(params.get("allowWatchBookmarks")):
+                raise statuses.bad_request("sendInitialEvents requires allowWatchBookmarks=true")
+            since_rv = None
         request = watching.WatchRequest(
             spec=spec,
             namespace=route.namespace,
@@ -266,6 +277,7 @@ class Handler(kmock.RawHandler):
             fields=fields,
             since=since_rv,
             bookmarks=routing.truthy(params.get("allowWatchBookmarks")),
+            initial_events_end=initial_events,
             timeout=float(params["timeoutSeconds"]) if params.get("timeoutSeconds") else None,
         )
         return request

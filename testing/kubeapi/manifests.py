@@ -3,8 +3,9 @@
 Responsible for: normalising an incoming body (apiVersion/kind filled from
 the URL, contradictions refused with the server's 400 messages, namespace
 from the URL or dropped for cluster-scoped resources); the name-on-the-URL
-check; what part of an object ``generation`` tracks; what a no-op write
-may still touch.
+check; the few fields the server defaults on create (a namespace is
+``Active``, a pod ``Pending``); what part of an object ``generation``
+tracks; what a no-op write may still touch.
 
 Must not: store anything or bump versions. Pure functions over dicts.
 """
@@ -47,6 +48,15 @@ def normalize(spec: resources.ResourceSpec, body: Any, *, namespace: str | None)
     else:
         meta.pop("namespace", None)
     return obj
+
+
+def apply_defaults(spec: resources.ResourceSpec, obj: JSON) -> None:
+    """What the registry strategies fill in on create (only where the body left it out)."""
+    if spec.key == "v1/namespaces":
+        obj.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+        obj.setdefault("status", {}).setdefault("phase", "Active")
+    elif spec.key == "v1/pods":
+        obj.setdefault("status", {}).setdefault("phase", "Pending")
 
 
 def check_name(obj: Mapping[str, Any], name: str) -> None:

@@ -139,6 +139,7 @@ class Store:
             raise statuses.already_exists(spec=spec, name=meta["name"])
         if client and spec.status:
             obj.pop("status", None)  # the status is the controllers' to write, via /status
+        manifests.apply_defaults(spec, obj)
         for server_owned in (
             "resourceVersion",
             "deletionTimestamp",

@@ -6,7 +6,8 @@ after a ``resourceVersion``; the ERROR event with a 410 ``Expired`` Status
 when that version is too old (HTTP 200, the error inside the stream, as the
 real server does); selector transitions (an object that stops matching is
 sent as DELETED, one that starts matching as ADDED); BOOKMARK events when the
-client allowed them, periodically and on request; ending the stream at
+client allowed them, periodically and on request, and the one closing the
+initial burst of a ``sendInitialEvents`` watch; ending the stream at
 ``timeoutSeconds`` or when told to disconnect.
 
 Must not: write to storage, or decide HTTP status codes and headers.
@@ -34,6 +35,7 @@ class WatchRequest:
     fields: selectors.FieldSelector = dataclasses.field(default_factory=selectors.FieldSelector)
     since: int | None = None
     bookmarks: bool = False
+    initial_events_end: bool = False  # sendInitialEvents: mark the end of the initial burst
     timeout: float | None = None
 
     def matches(self, obj: JSON | None) -> bool:
@@ -63,14 +65,15 @@ def translate(event: journal.Event, request: WatchRequest) -> JSON | None:
     return None
 
 
-def bookmark(spec: resources.ResourceSpec, resource_version: int) -> JSON:
+def bookmark(
+    spec: resources.ResourceSpec, resource_version: int, *, initial_events_end: bool = False
+) -> JSON:
+    metadata: JSON = {"resourceVersion": str(resource_version)}
+    if initial_events_end:
+        metadata["annotations"] = {"k8s.io/initial-events-end": "true"}
     return {
         "type": "BOOKMARK",
-        "object": {
-            "kind": spec.kind,
-            "apiVersion": spec.api_version,
-            "metadata": {"resourceVersion": str(resource_version)},
-        },
+        "object": {"kind": spec.kind, "apiVersion": spec.api_version, "metadata": metadata},
     }
 
 
@@ -89,6 +92,8 @@ async def stream(
         for event in initial:
             if (wire := translate(event, request)) is not None:
                 yield wire
+        if request.initial_events_end:
+            yield bookmark(request.spec, store.resource_version, initial_events_end=True)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + request.timeout if request.timeout else None
         next_bookmark = loop.time() + bookmark_interval if request.bookmarks else None

@@ -223,3 +223,14 @@ async def test_put_with_the_current_resource_version_replaces(
     assert replaced.data == {"only": "this"}
     assert int(replaced.metadata.resource_version) > int(current.metadata.resource_version)
     assert replaced.metadata.uid == current.metadata.uid
+
+
+async def test_the_server_defaults_namespace_and_pod_phases(
+    kube_client: client.ApiClient, kube_namespace: str
+) -> None:
+    core = client.CoreV1Api(kube_client)
+    namespace = await core.read_namespace(kube_namespace)
+    assert namespace.status.phase == "Active"
+    assert namespace.spec.finalizers == ["kubernetes"]
+    created = await core.create_namespaced_pod(kube_namespace, pod("p", node="nowhere"))
+    assert created.status.phase == "Pending"

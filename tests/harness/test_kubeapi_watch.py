@@ -161,3 +161,21 @@ async def test_a_dropped_connection_resumes_from_the_last_version_without_repeat
 def manifest(name: str, *, namespace: str = "default") -> dict[str, Any]:
     metadata = {"name": name, "namespace": namespace}
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}
+
+
+async def test_send_initial_events_ends_the_state_with_an_annotated_bookmark(
+    kube_emulator: kubeapi.KubeAPI,
+) -> None:
+    kube_emulator.create(manifest("existing"))
+    async with await kube_emulator.api_client() as api_client, watch.Watch() as watcher:
+        events = watcher.stream(
+            client.CoreV1Api(api_client).list_namespaced_config_map,
+            "default",
+            send_initial_events=True,
+            resource_version_match="NotOlderThan",
+            allow_watch_bookmarks=True,
+        )
+        state, end = await take(events, 2)
+    assert summary([state]) == [("ADDED", "existing")]
+    assert end["type"] == "BOOKMARK"
+    assert end["raw_object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
