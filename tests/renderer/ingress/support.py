@@ -142,7 +142,7 @@ def _validator(api_version: str, kind: str) -> jsonschema.protocols.Validator:
     schema = json.loads((SCHEMAS / name).read_text(encoding="utf-8"))
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
-    return cls(schema)  # type: ignore[no-any-return]
+    return cls(schema)
 
 
 def schema_errors(manifest: dict[str, Any]) -> list[str]:

@@ -1,0 +1,73 @@
+"""From the bus's raw snapshot to Rendered, and the renderer computation that `tailwire
+render` and the running renderer share: invalid specs name the field, render nothing and
+prune nothing; valid ones carry prune scopes by owner label and a status document."""
+
+from __future__ import annotations
+
+from tailwire.services.renderer import domain, view
+from tailwire.services.renderer.ingress import computation, rendering
+from tailwire.shared.events import cluster
+from tests.renderer.ingress import support
+
+
+def _snapshot(spec: dict[str, object]) -> cluster.TailscaleGatewaySnapshot:
+    return cluster.TailscaleGatewaySnapshot(
+        meta=cluster.Meta(uid="u", namespace="apps", name="gw", generation=4),
+        api_version="gateway.tailscale.com/v1alpha1",
+        spec=spec,
+    )
+
+
+def test_an_invalid_raw_spec_gets_ready_false_naming_the_field() -> None:
+    bad = support.spec(support.tailnet_entry("a", host="{nope}.example.com"))
+    snaps = support.snapshots(support.service("api"))
+    rendered = rendering.render_snapshot(
+        _snapshot(bad),
+        services=snaps.services,
+        gateways=snaps.gateways,
+        tailnets=snaps.tailnets,
+    )
+    assert rendered.manifests == ()
+    (ready,) = rendered.status.conditions
+    assert (ready.status, ready.reason, ready.observed_generation) == ("False", "InvalidSpec", 4)
+    assert "spec.tailnets[0].routeGeneration.ingress.hostPattern" in ready.message
+    assert "unknown placeholder {nope}" in ready.message
+
+
+def _view(*snapshots: object) -> view.ClusterView:
+    cluster_view = view.ClusterView()
+    for snapshot in snapshots:
+        cluster_view.apply(snapshot)
+    return cluster_view
+
+
+def test_the_computation_renders_every_tailscale_gateway_in_the_view() -> None:
+    good = _snapshot(support.spec(support.tailnet_entry("a", host="{service}.example.com")))
+    snaps = support.snapshots(support.service("api"))
+    source = domain.RenderInput(
+        view=_view(good, *snaps.services, *snaps.gateways, *snaps.tailnets),
+        cluster_cidrs=("10.244.0.0/16",),
+        gateway_namespace="tailwire-system",
+    )
+    result = computation.render_ingress(source)
+    assert [m["kind"] for m in result.manifests] == ["HTTPRoute"]
+    (status_document,) = result.documents
+    assert status_document["kind"] == "TailscaleGateway"
+    assert status_document["status"]["conditions"][0]["type"] == "Ready"
+    assert {scope.kind for scope in result.prune} >= {"HTTPRoute", "Backend", "Gateway"}
+    assert all(
+        scope.labels["tailwire.dev/owner-name"] == "gw" and scope.namespace is None
+        for scope in result.prune
+    )
+
+
+def test_the_computation_prunes_nothing_for_an_invalid_gateway() -> None:
+    bad = _snapshot({"gatewayRef": {"kind": "Gateway", "name": "edge"}, "tailnets": []})
+    source = domain.RenderInput(
+        view=_view(bad), cluster_cidrs=(), gateway_namespace="tailwire-system"
+    )
+    result = computation.render_ingress(source)
+    assert result.manifests == ()
+    assert result.prune == ()
+    (status_document,) = result.documents
+    assert "spec.tailnets" in status_document["status"]["conditions"][0]["message"]
