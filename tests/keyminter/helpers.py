@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
+from collections.abc import AsyncIterator
 
+from kubernetes_asyncio import client
+from nats.aio.msg import Msg
+from opentelemetry.sdk.trace import TracerProvider
+
+from tailwire.services.keyminter import app, configuration
+from tailwire.services.keyminter.adapters import tailnets
+from tailwire.shared import runtime, settings
 from tailwire.shared.events import base, keys
 from tailwire.shared.k8s import names
 from tailwire.shared.resources import egressgroup
@@ -71,3 +81,57 @@ def stored_authkey(kube: kubeapi.KubeAPI, request: keys.KeyRequest) -> str:
 def valid_keys(fake: controlapi.FakeControlAPI) -> list[str]:
     now = fake.clock.now()
     return sorted(k.id for k in fake.keys.values() if not k.invalid(now))
+
+
+@contextlib.asynccontextmanager
+async def running_keyminter(
+    *,
+    bus_settings: settings.BusSettings,
+    tracer_provider: TracerProvider,
+    tailscale: settings.TailscaleSettings,
+    kube_client: client.ApiClient,
+    clock: controlapi.FakeClock,
+    http: tailnets.HttpFactory,
+) -> AsyncIterator[runtime.ServiceRuntime]:
+    """The keyminter as `tailwire run keyminter` wires it, on the test's NATS and fakes."""
+
+    async def api_client() -> client.ApiClient:
+        return kube_client
+
+    service = app.create(
+        bus_settings=bus_settings,
+        tracer_provider=tracer_provider,
+        keyminter_settings=configuration.KeyminterSettings(renewal_check_seconds=3600),
+        tailscale_settings=tailscale,
+        kube_settings=settings.KubernetesSettings(namespace=NAMESPACE),
+        api_client=api_client,
+        http=http,
+        clock=clock,
+    )
+    await service.app.start()
+    try:
+        yield service
+    finally:
+        await service.app.stop()
+
+
+class BusTap:
+    """Every message on `tailwire.>` (core NATS sees stream publishes too), in order."""
+
+    def __init__(self) -> None:
+        self.messages: list[Msg] = []
+        self._arrived = asyncio.Event()
+
+    async def on_message(self, msg: Msg) -> None:
+        self.messages.append(msg)
+        self._arrived.set()
+
+    async def wait_for(self, prefix: str, *, count: int = 1) -> list[Msg]:
+        """The first `count` messages whose subject starts with `prefix` (callers bound the
+        wait with `asyncio.timeout`)."""
+        while True:
+            found = [m for m in self.messages if m.subject.startswith(prefix)]
+            if len(found) >= count:
+                return found[:count]
+            self._arrived.clear()
+            await self._arrived.wait()
