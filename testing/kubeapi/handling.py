@@ -234,7 +234,7 @@ class Handler(kmock.RawHandler):
             start, resource_version = _decode_continue(token)
             items = [i for i in items if _key(i) > start]
             meta["resourceVersion"] = resource_version
-        limit = int(params.get("limit") or 0)
+        limit = _number(params, "limit") or 0
         if limit and len(items) > limit:
             meta["continue"] = _encode_continue(_key(items[limit - 1]), resource_version)
             meta["remainingItemCount"] = len(items) - limit
@@ -253,11 +253,7 @@ class Handler(kmock.RawHandler):
         self, spec: resources.ResourceSpec, route: routing.Route, params: Mapping[str, str]
     ) -> watching.WatchRequest:
         fields = selectors.parse_fields(params.get("fieldSelector"), allowed=spec.selectable_fields)
-        since = params.get("resourceVersion")
-        try:
-            since_rv = int(since) if since else None
-        except ValueError:
-            raise statuses.bad_request(f"invalid resource version: {since!r}") from None
+        since_rv = _number(params, "resourceVersion")
         initial_events = routing.truthy(params.get("sendInitialEvents"))
         if initial_events:
             # The watch-list protocol: state first (as "not older than" the version), then a
@@ -278,7 +274,7 @@ class Handler(kmock.RawHandler):
             since=since_rv,
             bookmarks=routing.truthy(params.get("allowWatchBookmarks")),
             initial_events_end=initial_events,
-            timeout=float(params["timeoutSeconds"]) if params.get("timeoutSeconds") else None,
+            timeout=_number(params, "timeoutSeconds"),
         )
         return request
 
@@ -347,19 +343,29 @@ def _decode(request: kmock.Request, *, accepted: tuple[str, ...], optional: bool
         raise statuses.bad_request(f"the request body could not be decoded: {e}") from None
 
 
-def _key(obj: Mapping[str, Any]) -> str:
+def _number(params: Mapping[str, str], name: str) -> int | None:
+    value = params.get(name)
+    try:
+        return int(value) if value else None
+    except ValueError:
+        raise statuses.bad_request(f"invalid {name}: {value!r}") from None
+
+
+def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
+    """The storage key order items are listed in (and pages continue from)."""
     meta = obj.get("metadata", {})
-    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+    return (meta.get("namespace", ""), meta.get("name", ""))
 
 
-def _encode_continue(start: str, resource_version: str) -> str:
-    raw = json.dumps({"v": "meta.k8s.io/v1", "rv": resource_version, "start": start})
+def _encode_continue(start: tuple[str, str], resource_version: str) -> str:
+    raw = json.dumps({"v": "meta.k8s.io/v1", "rv": resource_version, "start": list(start)})
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
-def _decode_continue(token: str) -> tuple[str, str]:
+def _decode_continue(token: str) -> tuple[tuple[str, str], str]:
     try:
         data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return str(data["start"]), str(data["rv"])
+        namespace, name = data["start"]
+        return (str(namespace), str(name)), str(data["rv"])
     except (ValueError, KeyError, TypeError, binascii.Error):
         raise statuses.bad_request("continue key is not valid") from None

@@ -94,17 +94,26 @@ class KubeAPI:
             client=False,
         )
 
+    def _where(
+        self, resource: str | resources.ResourceSpec, namespace: str | None
+    ) -> tuple[resources.ResourceSpec, str | None]:
+        # Like kubectl: a namespaced resource without a namespace means "default".
+        spec = self.find(resource)
+        return spec, (namespace or "default") if spec.namespaced else None
+
     def get(
         self, resource: str | resources.ResourceSpec, /, *, name: str, namespace: str | None = None
     ) -> JSON | None:
+        spec, namespace = self._where(resource, namespace)
         try:
-            return self.store.get(self.find(resource), namespace=namespace, name=name)
+            return self.store.get(spec, namespace=namespace, name=name)
         except statuses.StatusError:
             return None
 
     def objects(
         self, resource: str | resources.ResourceSpec, /, *, namespace: str | None = None
     ) -> list[JSON]:
+        """All objects of ``resource``, in every namespace unless one is given."""
         return self.store.select(self.find(resource), namespace=namespace)
 
     def patch(
@@ -117,8 +126,9 @@ class KubeAPI:
         patch: Mapping[str, Any],
     ) -> JSON:
         """A merge patch over the whole object, status included."""
+        spec, namespace = self._where(resource, namespace)
         obj, _ = self.store.patch(
-            self.find(resource),
+            spec,
             patch,
             namespace=namespace,
             name=name,
@@ -138,8 +148,9 @@ class KubeAPI:
         status: Mapping[str, Any],
     ) -> JSON:
         """A merge patch of ``status`` through the status subresource, as a controller writes it."""
+        spec, namespace = self._where(resource, namespace)
         obj, _ = self.store.patch(
-            self.find(resource),
+            spec,
             {"status": dict(status)},
             namespace=namespace,
             name=name,
@@ -162,7 +173,7 @@ class KubeAPI:
 
         Returns None once the object is gone.
         """
-        spec = self.find(resource)
+        spec, namespace = self._where(resource, namespace)
         if force and self.get(spec, name=name, namespace=namespace) is not None:
             self.patch(
                 spec, name=name, namespace=namespace, patch={"metadata": {"finalizers": None}}

@@ -128,3 +128,35 @@ async def test_unknown_resources_and_kinds_are_named_in_the_error(
         kube_emulator.create({"apiVersion": "example.com/v1", "kind": "Nothing"})
     with pytest.raises(LookupError):
         kube_emulator.objects("nothings")
+
+
+async def test_pages_across_namespaces_follow_the_storage_key_order(
+    kube_emulator: kubeapi.KubeAPI,
+) -> None:
+    for namespace in ("a", "a-x"):
+        kube_emulator.create(
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+        )
+        for name in ("b", "a"):
+            metadata = {"name": name, "namespace": namespace}
+            kube_emulator.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata})
+    async with await kube_emulator.api_client() as api_client:
+        core = client.CoreV1Api(api_client)
+        page = await core.list_config_map_for_all_namespaces(limit=3)
+        seen = [(i.metadata.namespace, i.metadata.name) for i in page.items]
+        while page.metadata._continue:
+            page = await core.list_config_map_for_all_namespaces(
+                limit=3, _continue=page.metadata._continue
+            )
+            seen += [(i.metadata.namespace, i.metadata.name) for i in page.items]
+    assert seen == [("a", "a"), ("a", "b"), ("a-x", "a"), ("a-x", "b")]
+
+
+async def test_direct_access_defaults_to_the_default_namespace(
+    kube_emulator: kubeapi.KubeAPI,
+) -> None:
+    kube_emulator.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}})
+    found = kube_emulator.get("configmaps", name="cm")
+    assert found is not None
+    assert found["metadata"]["namespace"] == "default"
+    assert kube_emulator.get("namespaces", name="default") is not None
