@@ -64,14 +64,19 @@ def _dumps(obj: Any) -> str:
 class Handler(kmock.RawHandler):
     store: storage.Store
     bookmark_interval: float = 60.0
+    request_log_limit: int | None = None  # keep only the last N (a long `tailwire dev`)
+    _served: int = attrs.field(default=0, init=False)
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         # RawHandler.__call__ without its parser (see the module docstring); the request
         # log and error list are kmock's own, so its DSL and assertions keep working.
         _RAW_REQUEST.set(raw_request)  # each request runs in its own task: its own context
         try:
-            request = await routing.kmock_request(raw_request, number=len(self._requests))
+            request = await routing.kmock_request(raw_request, number=self._served)
+            self._served += 1
             self._requests.append(request)
+            if self.request_log_limit is not None:
+                del self._requests[: -self.request_log_limit or None]
             return await self._handle(request)
         except Exception as e:
             if not self._errors:  # outside ``async with handler``: let the server see it

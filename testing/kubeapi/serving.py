@@ -268,11 +268,13 @@ async def serve(
     host: str = "127.0.0.1",
     port: int = 0,
     strict: bool = True,
+    request_log_limit: int | None = None,
 ) -> AsyncIterator[KubeAPI]:
     """Serve the emulator over HTTP until the block exits.
 
     ``strict``: an exception inside the emulator (a bug, not an API failure) fails the
     block on exit, after having been answered as a 500 Status.
+    ``request_log_limit``: keep only the last N requests in the log (long-running servers).
     """
     served = tuple(served)
     store = storage.Store(catalog=resources.Catalog(), history_size=history_size, clock=clock)
@@ -292,7 +294,12 @@ async def serve(
             obj = {"metadata": {"name": namespace}}
             store.create(namespace_spec, obj, manager=TEST_MANAGER, client=False)
 
-    handler = handling.Handler(store=store, bookmark_interval=bookmark_interval, strict=strict)
+    handler = handling.Handler(
+        store=store,
+        bookmark_interval=bookmark_interval,
+        request_log_limit=request_log_limit,
+        strict=strict,
+    )
     async with handler, contextlib.AsyncExitStack() as stack:
         # handler_cancellation: a client hanging up a watch cancels its stream at once.
         runner = aiohttp.web.ServerRunner(
