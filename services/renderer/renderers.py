@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from tailwire.services.renderer import domain
 from tailwire.services.renderer.egress import manifests, options, rendering
+from tailwire.services.renderer.ingress import computation as ingress
 from tailwire.shared.k8s import labels
 
 
@@ -36,4 +37,4 @@ def render_egress(source: domain.RenderInput, /) -> domain.Rendered:
     )
 
 
-RENDERERS: tuple[domain.Renderer, ...] = (render_egress,)
+RENDERERS: tuple[domain.Renderer, ...] = (render_egress, ingress.render_ingress)

@@ -14,6 +14,7 @@ from typing import Any
 
 import pydantic
 
+from tailwire.services.renderer.ingress import objects as ingress_objects
 from tailwire.shared import subjects
 from tailwire.shared.events import cluster
 
@@ -134,4 +135,5 @@ def snapshot_from_manifest(raw: dict[str, Any]) -> Any | None:
         return cluster.TailscaleTailnetSnapshot(
             meta=meta, api_version=str(raw.get("apiVersion") or ""), spec=spec
         )
-    return None
+    # Services, Gateways and HTTPRoutes, which the ingress side reads.
+    return ingress_objects.snapshot_of(raw)

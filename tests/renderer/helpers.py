@@ -55,13 +55,19 @@ def pod(
 
 
 def group(
-    name: str, spec: dict[str, Any], *, generation: int = 1, uid: str | None = None, **meta: Any
+    name: str,
+    spec: dict[str, Any],
+    *,
+    generation: int = 1,
+    uid: str | None = None,
+    rv: str | None = None,
+    **meta: Any,
 ) -> cluster.EgressGroupSnapshot:
     return cluster.EgressGroupSnapshot(
         meta=cluster.Meta(
             uid=uid or f"uid-eg-{name}",
             name=name,
-            resource_version=str(generation),
+            resource_version=rv or str(generation),
             generation=generation,
             **meta,
         ),

@@ -103,5 +103,6 @@ async def test_malformed_snapshot_is_dead_lettered_and_rendering_goes_on(
         async with helpers.running_renderer(bus_settings, apply_manifests=False) as renderer:
             await helpers.settled(renderer, lambda: "node-a" in renderer.published.plans)
             letter = await js.get_last_msg("TAILWIRE_WORK", subjects.deadletter("renderer"))
+    assert letter.data is not None
     assert json.loads(letter.data)["subject"] == "tailwire.v1.cluster.pod.payments.broken"
     await asyncio.sleep(0)
