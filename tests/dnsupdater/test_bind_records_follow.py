@@ -1,0 +1,168 @@
+"""Against a real BIND 9: records appear, follow the gateway IP, go with the route, heal."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import dns.asyncquery
+import dns.name
+import dns.tsigkeyring
+import dns.update
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tailwire.testing import bind
+
+from . import snapshots
+from .conftest import Feed, ManualTicker, rfc2136_settings, settle
+
+DOCS = "docs.example.test"
+Producer = Callable[..., Any]
+
+
+async def _query(server: bind.BindServer, name: str, rdtype: str = "A") -> list[str]:
+    return await asyncio.to_thread(server.query, name, rdtype)
+
+
+async def _hand_edit(server: bind.BindServer, *, name: str, replace_a: str) -> None:
+    """What an operator with the key does by hand: nsupdate the A record, drop the AAAA."""
+    keyring = dns.tsigkeyring.from_text({server.key_name: server.key_secret})
+    update = dns.update.UpdateMessage("example.test", keyring=keyring, keyname=server.key_name)
+    update.replace(dns.name.from_text(name), 60, "A", replace_a)
+    update.delete(dns.name.from_text(name), "AAAA")
+    update.add(dns.name.from_text("mail.example.test"), 300, "A", "192.0.2.25")
+    response = await dns.asyncquery.tcp(update, server.host, port=server.port, timeout=2)
+    assert response.rcode() == 0
+
+
+async def _seed(
+    producer: Producer, *, ips: tuple[str, ...] = ("100.64.0.10", "fd7a:115c:a1e0::a")
+) -> None:
+    await producer(snapshots.gateway())
+    await producer(snapshots.tailscale_service(ips=ips))
+    await producer(snapshots.route("docs", hostnames=(DOCS,)))
+
+
+async def test_records_appear_follow_the_ip_and_leave_with_the_route(
+    bind_server: bind.BindServer, start_dnsupdater: Any, producer: Producer, feed: Feed
+) -> None:
+    async with start_dnsupdater(dns_settings=rfc2136_settings(bind_server)):
+        await _seed(producer)
+        first = await feed.next()
+        assert {r.type for r in first.added} == {"A", "AAAA", "TXT"}
+        assert first.zone == "example.test"
+        assert first.backend == "rfc2136"
+        assert await _query(bind_server, DOCS) == ["100.64.0.10"]
+        assert await _query(bind_server, DOCS, "AAAA") == ["fd7a:115c:a1e0::a"]
+
+        await producer(snapshots.tailscale_service(ips=("100.64.0.11", "fd7a:115c:a1e0::a")))
+        moved = await feed.next()
+        assert [(r.type, r.value) for r in moved.added] == [("A", "100.64.0.11")]
+        assert [(r.type, r.value) for r in moved.removed] == [("A", "100.64.0.10")]
+        assert await _query(bind_server, DOCS) == ["100.64.0.11"]
+
+        await producer(snapshots.route("docs", hostnames=(DOCS,), deleted=True))
+        gone = await feed.next()
+        assert {r.type for r in gone.removed} == {"A", "AAAA", "TXT"}
+        assert await _query(bind_server, DOCS) == []
+        assert await _query(bind_server, DOCS, "TXT") == []
+        # The zone's own records were never ours to touch.
+        assert await _query(bind_server, "ns1.example.test") == ["127.0.0.1"]
+
+
+async def test_hand_made_drift_is_repaired_and_foreign_records_stay(
+    bind_server: bind.BindServer,
+    start_dnsupdater: Any,
+    producer: Producer,
+    feed: Feed,
+    ticker: ManualTicker,
+) -> None:
+    async with start_dnsupdater(dns_settings=rfc2136_settings(bind_server)):
+        await _seed(producer)
+        while await _query(bind_server, DOCS, "AAAA") == []:
+            await feed.next()
+        await _hand_edit(bind_server, name=DOCS, replace_a="192.0.2.66")
+        assert await _query(bind_server, DOCS) == ["192.0.2.66"]
+
+        ticker.fire()
+        repair = await feed.next()
+        assert {(r.type, r.value) for r in repair.added} == {
+            ("A", "100.64.0.10"),
+            ("AAAA", "fd7a:115c:a1e0::a"),
+        }
+        assert [(r.type, r.value) for r in repair.removed] == [("A", "192.0.2.66")]
+        assert await _query(bind_server, DOCS) == ["100.64.0.10"]
+        assert await _query(bind_server, DOCS, "AAAA") == ["fd7a:115c:a1e0::a"]
+        assert await _query(bind_server, "mail.example.test") == ["192.0.2.25"]
+
+
+async def test_nothing_is_written_when_nothing_changed(
+    bind_server: bind.BindServer,
+    start_dnsupdater: Any,
+    producer: Producer,
+    feed: Feed,
+    ticker: ManualTicker,
+) -> None:
+    async with start_dnsupdater(dns_settings=rfc2136_settings(bind_server)) as wired:
+        await _seed(producer)
+        while await _query(bind_server, DOCS, "AAAA") == []:
+            await feed.next()
+        updates_before = bind_server.log_text().count("updating zone")
+        # A new resourceVersion with the same content (the watcher saw a label change).
+        passes = wired.reconciler.passes
+        await producer(snapshots.route("docs", hostnames=(DOCS,)))
+        await asyncio.wait_for(wired.reconciler.wait_for_pass(after=passes), 5)
+        ticker.fire()  # and a repair that finds no drift
+        await settle(wired)
+        await feed.nothing()
+        assert bind_server.log_text().count("updating zone") == updates_before
+
+
+async def test_a_restart_rebuilds_the_view_and_converges(
+    bind_server: bind.BindServer, start_dnsupdater: Any, producer: Producer, feed: Feed
+) -> None:
+    settings = rfc2136_settings(bind_server)
+    async with start_dnsupdater(dns_settings=settings):
+        await _seed(producer)
+        while await _query(bind_server, DOCS, "AAAA") == []:
+            await feed.next()
+    # While it is down the gateway moves and a second route appears.
+    await producer(snapshots.tailscale_service(ips=("100.64.0.12",)))
+    await producer(snapshots.route("wiki", hostnames=("wiki.example.test",)))
+    async with start_dnsupdater(dns_settings=settings):
+        change = await feed.next()
+        # One pass over the complete view: nothing deleted that should stay.
+        assert {(r.name, r.type, r.value) for r in change.added if r.type != "TXT"} == {
+            (DOCS, "A", "100.64.0.12"),
+            ("wiki.example.test", "A", "100.64.0.12"),
+        }
+        assert await _query(bind_server, DOCS) == ["100.64.0.12"]
+        assert await _query(bind_server, DOCS, "AAAA") == []
+        assert await _query(bind_server, "wiki.example.test") == ["100.64.0.12"]
+
+
+async def test_the_change_is_in_the_trace_of_the_snapshot(
+    bind_server: bind.BindServer,
+    start_dnsupdater: Any,
+    producer: Producer,
+    feed: Feed,
+    span_exporter: InMemorySpanExporter,
+) -> None:
+    async with start_dnsupdater(dns_settings=rfc2136_settings(bind_server)):
+        await producer(snapshots.gateway())
+        await producer(snapshots.route("docs", hostnames=(DOCS,)))
+        await asyncio.sleep(0)  # nothing to publish yet: no Service
+        await producer(snapshots.tailscale_service())
+        await feed.next()
+    spans = span_exporter.get_finished_spans()
+    reconcile = [s for s in spans if s.name == "dnsupdater.reconcile"]
+    publishes = [s for s in spans if "tailwire.v1.dns." in s.name]
+    assert publishes, [s.name for s in spans]
+    trace_ids = {s.context.trace_id for s in reconcile}
+    assert publishes[0].context.trace_id in trace_ids
+    # ... and that trace began with a snapshot published by the producer.
+    producer_traces = {
+        s.context.trace_id for s in spans if "cluster.service" in s.name and s.parent is None
+    }
+    assert publishes[0].context.trace_id in producer_traces
