@@ -201,4 +201,9 @@ def unsupported_media_type(content_type: str, accepted: tuple[str, ...]) -> Stat
 
 
 def internal(message: str) -> StatusError:
-    return StatusError(code=500, reason="InternalError", message=message)
+    return StatusError(
+        code=500,
+        reason="InternalError",
+        message=f"Internal error occurred: {message}",
+        details={"causes": [{"message": message}]},
+    )

@@ -234,3 +234,17 @@ async def test_the_server_defaults_namespace_and_pod_phases(
     assert namespace.spec.finalizers == ["kubernetes"]
     created = await core.create_namespaced_pod(kube_namespace, pod("p", node="nowhere"))
     assert created.status.phase == "Pending"
+
+
+async def test_creating_with_a_resource_version_is_the_real_500(
+    kube_client: client.ApiClient, kube_namespace: str
+) -> None:
+    core = client.CoreV1Api(kube_client)
+    read_back = await core.create_namespaced_config_map(kube_namespace, config_map("cm"))
+    read_back.metadata.name = "copy"
+    with pytest.raises(ApiException) as caught:
+        await core.create_namespaced_config_map(kube_namespace, read_back)
+    assert caught.value.status == 500
+    assert status_of(caught.value)["message"] == (
+        "Internal error occurred: resourceVersion should not be set on objects to be created"
+    )
