@@ -38,3 +38,9 @@ def render_egress(source: domain.RenderInput, /) -> domain.Rendered:
 
 
 RENDERERS: tuple[domain.Renderer, ...] = (render_egress, ingress.render_ingress)
+
+
+def live() -> tuple[domain.Renderer, ...]:
+    """What the running renderer runs besides egress (which it drives itself, with plans,
+    keys and acks): their manifests are applied and pruned, their statuses written."""
+    return tuple(r for r in RENDERERS if r is not render_egress)
