@@ -66,7 +66,12 @@ class KubeAPI:
         return self._kubeconfig_path
 
     async def api_client(self) -> client.ApiClient:
+        """A new client for this server; the caller closes it (``async with``)."""
         return await kubeconfigs.new_api_client(self._kubeconfig_path)
+
+    def kubeconfig(self, path: Path) -> Path:
+        """Write another kubeconfig for this server at ``path`` (e.g. for a subprocess)."""
+        return kubeconfigs.write_kubeconfig(path, server=self.url)
 
     # --- reading and writing as a test's hand on etcd -----------------------------------------
 

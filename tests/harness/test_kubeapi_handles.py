@@ -30,7 +30,9 @@ async def test_the_kubeconfig_points_at_the_server_without_credentials(
     [cluster] = config["clusters"]
     assert cluster["cluster"] == {"server": kube_emulator.url}
     assert kube_emulator.url.startswith("http://127.0.0.1:")
-    async with await kubeapi.new_api_client(kube_emulator.kubeconfig_path) as api_client:
+    copy = kube_emulator.kubeconfig(kube_emulator.kubeconfig_path.with_name("copy"))
+    assert yaml.safe_load(copy.read_text()) == config
+    async with await kubeapi.new_api_client(copy) as api_client:
         namespaces = await client.CoreV1Api(api_client).list_namespace()
     assert [n.metadata.name for n in namespaces.items] == [
         "default",
