@@ -7,7 +7,7 @@ import dataclasses
 from kubernetes_asyncio import client
 from opentelemetry.sdk.trace import TracerProvider
 
-from tailwire.services.renderer import handlers
+from tailwire.services.renderer import handlers, renderers
 from tailwire.services.renderer.adapters import kube, syncing
 from tailwire.services.renderer.egress import options
 from tailwire.shared import runtime, settings, subjects
@@ -81,6 +81,7 @@ def build(
         opts=opts,
         sync=sync,
         clock=clock or base.utcnow,
+        computations=renderers.live(),
     )
     box.append(renderer)
     service_runtime.broker.include_router(renderer.router())

@@ -37,6 +37,9 @@ class Rendered:
     manifests: tuple[Manifest, ...] = ()
     prune: tuple[PruneScope, ...] = ()
     documents: tuple[Manifest, ...] = ()
+    # (object reference {apiVersion, kind, metadata: {name, namespace}}, status document):
+    # merge-patched onto `/status` by the running renderer; ignored by `tailwire render`.
+    statuses: tuple[tuple[Manifest, dict[str, Any]], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -77,4 +80,5 @@ def combine(results: Sequence[Rendered]) -> Rendered:
         manifests=tuple(m for r in results for m in r.manifests),
         prune=tuple(p for r in results for p in r.prune),
         documents=tuple(d for r in results for d in r.documents),
+        statuses=tuple(s for r in results for s in r.statuses),
     )

@@ -16,12 +16,13 @@ import asyncio
 import contextlib
 import datetime
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import cast
 
 from faststream.nats import DeliverPolicy, NatsBroker, NatsRouter
 from faststream.nats.annotations import NatsMessage
 
+from tailwire.services.renderer import domain, renderers
 from tailwire.services.renderer import view as view_module
 from tailwire.services.renderer.adapters import syncing
 from tailwire.services.renderer.egress import options, outputs, rendering, statuses
@@ -61,7 +62,9 @@ class Renderer:
         sync: syncing.ManifestSync | None,
         clock: Clock = base.utcnow,
         catch_up_timeout: float = 30.0,
+        computations: Sequence[domain.Renderer] = (),
     ) -> None:
+        self.computations = tuple(computations)
         self.broker = broker
         self.opts = opts
         self.sync = sync
@@ -224,6 +227,21 @@ class Renderer:
                 self._dirty.set()
                 await asyncio.sleep(1.0)
 
+    def _run_computations(self) -> list[domain.Rendered]:
+        """The other computations (ingress); one that fails applies and prunes nothing."""
+        source = domain.RenderInput(
+            view=self.view,
+            cluster_cidrs=self.opts.cluster_cidrs,
+            gateway_namespace=self.opts.gateway_namespace,
+        )
+        results = []
+        for compute in self.computations:
+            try:
+                results.append(compute(source))
+            except Exception:
+                log.exception("computation %s failed; its objects are left as they are", compute)
+        return results
+
     async def reconcile(self) -> None:
         result = rendering.render_egress(
             view=self.view, opts=self.opts, previous=self.published.plans
@@ -239,13 +257,15 @@ class Renderer:
             await bus.publish(self.broker, item.event, subject=item.subject, msg_id=item.msg_id)
             self.published.record(item)
         if self.sync is not None:
-            from tailwire.services.renderer import renderers
-
+            extra = domain.combine(self._run_computations())
             self.sync.update(
                 syncing.Desired(
-                    manifests=tuple(result.manifests),
-                    prune=renderers.egress_prune_scopes(namespace=self.opts.gateway_namespace),
-                    statuses=decision.statuses,
+                    manifests=(*result.manifests, *extra.manifests),
+                    prune=(
+                        *renderers.egress_prune_scopes(namespace=self.opts.gateway_namespace),
+                        *extra.prune,
+                    ),
+                    statuses=(*decision.statuses, *extra.statuses),
                     finalizers=decision.finalizers,
                 )
             )

@@ -92,6 +92,7 @@ async def running_keyminter(
     kube_client: client.ApiClient,
     clock: controlapi.FakeClock,
     http: tailnets.HttpFactory,
+    keyminter: configuration.KeyminterSettings | None = None,
 ) -> AsyncIterator[runtime.ServiceRuntime]:
     """The keyminter as `tailwire run keyminter` wires it, on the test's NATS and fakes."""
 
@@ -101,7 +102,7 @@ async def running_keyminter(
     service = app.create(
         bus_settings=bus_settings,
         tracer_provider=tracer_provider,
-        keyminter_settings=configuration.KeyminterSettings(renewal_check_seconds=3600),
+        keyminter_settings=keyminter or configuration.KeyminterSettings(renewal_check_seconds=3600),
         tailscale_settings=tailscale,
         kube_settings=settings.KubernetesSettings(namespace=NAMESPACE),
         api_client=api_client,
