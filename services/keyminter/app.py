@@ -81,12 +81,17 @@ def create(
             log.warning("keyminter: %s", tailnets.MISSING_DEFAULT)
 
     async def renewing() -> None:
+        # A pass at once (keys may have come due while no keyminter ran), then periodically.
         while True:
-            await sleep(km.renewal_check_seconds)
             try:
-                await work.renew_due(broker=holder[0].broker)
+                renewed = await work.renew_due(broker=holder[0].broker)
+                if renewed:
+                    log.info("keyminter: renewed %d key(s)", renewed)
             except errors.TailwireError as exc:
                 log.warning("keyminter: renewal pass failed: %s", exc)
+            except Exception as exc:  # noqa: BLE001 (the loop must outlive one bad pass)
+                log.warning("keyminter: renewal pass failed: %s", type(exc).__name__)
+            await sleep(km.renewal_check_seconds)
 
     async def start_renewal() -> None:
         tasks.append(asyncio.create_task(renewing(), name="keyminter-renewal"))
