@@ -227,6 +227,7 @@ class Agent:
             changes = diffing.diff_member(desired, gateway=states[gw_key], member=member_state)
             self._emit(session, changes)
         except errors.TailwireError as exc:
+            session.release(desired.netns)
             return nodes.PodResult(
                 pod_uid=uid,
                 ok=False,
@@ -234,6 +235,7 @@ class Agent:
                 duration_ms=(self.clock() - started) * 1000,
                 writes=session.writes - writes,
             )
+        session.release(desired.netns)
         return nodes.PodResult(
             pod_uid=uid,
             ok=True,

@@ -69,6 +69,13 @@ class Session:
                 self._sockets[key] = _open(path)
         return self._sockets[key]
 
+    def release(self, key: str) -> None:
+        """Close one namespace's socket (a member's, once it is done)."""
+        ipr = self._sockets.pop(key, None)
+        if ipr is not None:
+            with contextlib.suppress(Exception):
+                ipr.close()
+
     def close(self) -> None:
         for ipr in self._sockets.values():
             with contextlib.suppress(Exception):
