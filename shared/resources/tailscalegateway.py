@@ -367,6 +367,14 @@ def check(gateway: TailscaleGateway) -> list[errors.Problem]:
                     )
                 )
     problems += _check_stack(spec.stack)
+    mtls = spec.security.mtls if spec.security else None
+    if mtls is not None and mtls.enabled and mtls.certificate_ref is None:
+        problems.append(
+            errors.Problem(
+                field="spec.security.mtls.certificateRef",
+                message="required when mtls is enabled (the CA that signs client certificates)",
+            )
+        )
     return problems
 
 
