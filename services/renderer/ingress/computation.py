@@ -28,6 +28,8 @@ OWNED_KINDS = (
     (naming.ENVOY_API, "Backend"),
     (naming.GATEWAY_API, "HTTPRoute"),
     (naming.ENVOY_API, "BackendTrafficPolicy"),
+    (naming.ENVOY_API, "ClientTrafficPolicy"),
+    (naming.REFERENCE_GRANT_API, "ReferenceGrant"),
 )
 
 

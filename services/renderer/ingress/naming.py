@@ -14,6 +14,8 @@ from tailwire.shared.resources import tailscalegateway
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
 GATEWAY_GROUP = "gateway.networking.k8s.io"
+# ReferenceGrant is served as v1beta1 by every standard-channel Gateway API release.
+REFERENCE_GRANT_API = "gateway.networking.k8s.io/v1beta1"
 ENVOY_API = "gateway.envoyproxy.io/v1alpha1"
 ENVOY_GROUP = "gateway.envoyproxy.io"
 CERT_MANAGER_API = "cert-manager.io/v1"

@@ -249,15 +249,6 @@ def security_findings(gateway: tailscalegateway.TailscaleGateway) -> list[findin
                     message=message,
                 )
             )
-        if security.mtls is not None and security.mtls.enabled:
-            notes.append(
-                findings.finding(
-                    category=findings.Category.NOT_ENFORCED,
-                    field="spec.security.mtls",
-                    message="client certificate validation is not rendered yet "
-                    "(it needs an Envoy Gateway ClientTrafficPolicy); no mTLS is enforced",
-                )
-            )
     coordination = gateway.spec.service_coordination
     if coordination is not None and coordination.enabled:
         notes.append(
@@ -269,3 +260,75 @@ def security_findings(gateway: tailscalegateway.TailscaleGateway) -> list[findin
             )
         )
     return notes
+
+
+def mtls_objects(
+    gateway: tailscalegateway.TailscaleGateway, *, gateway_namespace: str, gateway_name: str
+) -> tuple[list[dict[str, Any]], list[findings.Finding]]:
+    """spec.security.mtls -> an Envoy Gateway ClientTrafficPolicy on the Gateway that makes
+    clients present a certificate signed by the CA in `certificateRef` (Envoy Gateway reads
+    the key `ca.crt`), plus a ReferenceGrant when that Secret lives in another namespace."""
+    security = gateway.spec.security
+    mtls = security.mtls if security is not None else None
+    if security is None or mtls is None or not mtls.enabled or mtls.certificate_ref is None:
+        return [], []
+    notes: list[findings.Finding] = []
+    if security.tls_mode == "disabled":
+        return [], [
+            findings.finding(
+                category=findings.Category.NOT_ENFORCED,
+                field="spec.security.mtls",
+                message="tlsMode is disabled: there is no TLS listener to validate clients on",
+            )
+        ]
+    ref = mtls.certificate_ref
+    if ref.key is not None and ref.key != "ca.crt":
+        notes.append(
+            findings.finding(
+                category=findings.Category.NOT_ENFORCED,
+                field="spec.security.mtls.certificateRef.key",
+                message=f"{ref.key}: Envoy Gateway reads the CA certificate from the key ca.crt",
+            )
+        )
+    secret_namespace = ref.namespace or gateway_namespace
+    owner = naming.owner_labels(gateway, component=naming.COMPONENT_POLICY)
+    name = naming.short(f"{gateway.metadata.name}-mtls")
+    ca_ref: dict[str, Any] = {"group": "", "kind": "Secret", "name": ref.name}
+    if secret_namespace != gateway_namespace:
+        ca_ref["namespace"] = secret_namespace
+    out: list[dict[str, Any]] = [
+        {
+            "apiVersion": naming.ENVOY_API,
+            "kind": "ClientTrafficPolicy",
+            "metadata": {"name": name, "namespace": gateway_namespace, "labels": owner},
+            "spec": {
+                "targetRefs": [
+                    {"group": naming.GATEWAY_GROUP, "kind": "Gateway", "name": gateway_name}
+                ],
+                "tls": {"clientValidation": {"caCertificateRefs": [ca_ref]}},
+            },
+        }
+    ]
+    if secret_namespace != gateway_namespace:
+        out.append(
+            {
+                "apiVersion": naming.REFERENCE_GRANT_API,
+                "kind": "ReferenceGrant",
+                "metadata": {
+                    "name": naming.short(f"{gateway.metadata.name}-{gateway_namespace}-mtls"),
+                    "namespace": secret_namespace,
+                    "labels": dict(owner),
+                },
+                "spec": {
+                    "from": [
+                        {
+                            "group": naming.ENVOY_GROUP,
+                            "kind": "ClientTrafficPolicy",
+                            "namespace": gateway_namespace,
+                        }
+                    ],
+                    "to": [{"group": "", "kind": "Secret", "name": ref.name}],
+                },
+            }
+        )
+    return out, notes

@@ -36,6 +36,8 @@ _KIND_ORDER = (
     "Backend",
     "HTTPRoute",
     "BackendTrafficPolicy",
+    "ClientTrafficPolicy",
+    "ReferenceGrant",
 )
 
 
@@ -81,16 +83,20 @@ def render_gateway(
         return _invalid(generation=gateway.metadata.generation, problems=invalid, settings=settings)
     built = stack.render_stack(gateway, snapshots=snapshots)
     generated = _render_routes(gateway, snapshots=snapshots, target=built.target)
+    mtls, mtls_notes = policies.mtls_objects(
+        gateway, gateway_namespace=built.target.namespace, gateway_name=built.target.name
+    )
     notes = [
         *built.findings,
         *generated.findings,
+        *mtls_notes,
         *policies.balancing_findings(gateway),
         *policies.security_findings(gateway),
     ]
     invalid = [note for note in notes if note.category is findings.Category.INVALID]
     if invalid:
         return _invalid(generation=gateway.metadata.generation, problems=invalid, settings=settings)
-    manifests = sorted([*built.manifests, *generated.manifests], key=_order)
+    manifests = sorted([*built.manifests, *generated.manifests, *mtls], key=_order)
     return Rendered(
         manifests=tuple(manifests),
         status=status.build_status(

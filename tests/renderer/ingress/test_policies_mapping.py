@@ -95,12 +95,40 @@ def test_access_control_tags_are_reported_not_enforced_with_the_malformed_tags()
     assert (degraded.status, degraded.reason) == ("True", "NotEnforced")
 
 
-def test_mtls_and_service_coordination_are_reported() -> None:
+def test_service_coordination_is_reported() -> None:
+    rendered = _render(serviceCoordination={"enabled": True, "strategy": "primary"})
+    assert "cross-cluster" in _not_enforced(rendered)["spec.serviceCoordination"]
+
+
+def test_mtls_validates_clients_against_the_ca_with_a_grant_across_namespaces() -> None:
     rendered = _render(
-        security={"mtls": {"enabled": True, "certificateRef": {"name": "ca"}}},
-        serviceCoordination={"enabled": True, "strategy": "primary"},
+        security={
+            "mtls": {
+                "enabled": True,
+                "certificateRef": {"name": "client-ca", "namespace": "pki", "key": "tls.crt"},
+            }
+        }
     )
-    assert {"spec.security.mtls", "spec.serviceCoordination"} <= set(_not_enforced(rendered))
+    (policy,) = support.of_kind(rendered, "ClientTrafficPolicy")
+    assert policy["metadata"]["namespace"] == "gateways"
+    assert policy["spec"]["targetRefs"] == [
+        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "edge"}
+    ]
+    assert policy["spec"]["tls"]["clientValidation"]["caCertificateRefs"] == [
+        {"group": "", "kind": "Secret", "name": "client-ca", "namespace": "pki"}
+    ]
+    (grant,) = support.of_kind(rendered, "ReferenceGrant")
+    assert grant["metadata"]["namespace"] == "pki"
+    assert grant["spec"]["from"][0]["namespace"] == "gateways"
+    assert "ca.crt" in _not_enforced(rendered)["spec.security.mtls.certificateRef.key"]
+    assert support.schema_errors(policy) == []
+    assert support.schema_errors(grant) == []
+
+
+def test_mtls_without_a_certificate_ref_is_invalid() -> None:
+    rendered = _render(security={"mtls": {"enabled": True}})
+    assert rendered.manifests == ()
+    assert "spec.security.mtls.certificateRef" in support.condition(rendered, "Ready").message
 
 
 def test_egress_retry_and_timeout_and_rewrite() -> None:
