@@ -130,3 +130,21 @@ async def settle(wired: app.Wired) -> None:
     """Until the reconciler has finished a pass after everything already notified."""
     assert wired.reconciler is not None
     await asyncio.wait_for(wired.reconciler.wait_for_pass(after=wired.reconciler.passes), 5)
+
+
+# The Kubernetes fixtures, until tests/conftest.py loads tests.fixtures.kube for everyone.
+from tests.fixtures.kube import kube_emulator  # noqa: E402, F401
+
+
+async def until(wired: app.Wired, condition: Callable[[], bool], *, within: float = 5.0) -> None:
+    """Until `condition` holds, re-checked after every reconcile pass (bounded)."""
+    assert wired.reconciler is not None
+    async with asyncio.timeout(within):
+        while not condition():
+            passes = wired.reconciler.passes
+            if condition():
+                return
+            try:
+                await asyncio.wait_for(wired.reconciler.wait_for_pass(after=passes), 0.2)
+            except TimeoutError:
+                continue
