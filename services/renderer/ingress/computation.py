@@ -3,7 +3,9 @@
 Reads TailscaleGateways, TailscaleTailnets, Services, Gateways and HTTPRoutes from the
 cluster view and returns, for every TailscaleGateway: its manifests, the prune scopes of the
 objects it owns (by owner label; none for an invalid spec, so a typo never tears a stack
-down) and its status as a document. Both `tailwire render` and the running renderer use it.
+down) and its status, both as a document (`tailwire render`) and as a status patch (the running
+renderer). No wall clock goes into the status: an unchanged cluster gives an unchanged status,
+so the renderer writes nothing. Both `tailwire render` and the running renderer use it.
 Must not: do I/O.
 """
 
@@ -89,7 +91,12 @@ def render_one(
         else ()
     )
     return (
-        domain.Rendered(manifests=result.manifests, prune=prune, documents=(status_document,)),
+        domain.Rendered(
+            manifests=result.manifests,
+            prune=prune,
+            documents=(status_document,),
+            statuses=((status_reference(snapshot), result.status.dump()),),
+        ),
         result,
     )
 

@@ -54,6 +54,9 @@ def test_the_computation_renders_every_tailscale_gateway_in_the_view() -> None:
     (status_document,) = result.documents
     assert status_document["kind"] == "TailscaleGateway"
     assert status_document["status"]["conditions"][0]["type"] == "Ready"
+    ((reference, patch),) = result.statuses
+    assert reference["metadata"] == {"name": "gw", "namespace": "apps"}
+    assert patch == status_document["status"]
     assert {scope.kind for scope in result.prune} >= {"HTTPRoute", "Backend", "Gateway"}
     assert all(
         scope.labels["tailwire.dev/owner-name"] == "gw" and scope.namespace is None
