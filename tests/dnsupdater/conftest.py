@@ -117,7 +117,11 @@ def start_dnsupdater(
             ticker=overrides.pop("ticker", ticker),
             **overrides,
         )
-        await wired.runtime.app.start()
+        try:
+            await wired.runtime.app.start()
+        except BaseException:
+            await wired.runtime.app.stop()  # a failed start-up leaves no connection behind
+            raise
         try:
             yield wired
         finally:
