@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 from tailwire.shared import errors
 from tailwire.shared.events import cluster
-from tailwire.shared.resources import egressgroup, loading
+from tailwire.shared.resources import common, egressgroup, loading
 
 FINISHED_PHASES = frozenset({"Succeeded", "Failed"})
 
@@ -98,6 +98,9 @@ def selects(
     return selector.pod_selector is None or selector.pod_selector.matches(pod_labels)
 
 
+groups_spec = tuple[str, common.LabelSelector | None]
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Membership:
     """Members per group, and for each group the pods another group took from it."""
@@ -118,23 +121,32 @@ def compute_membership(
     active = sorted((g for g in groups if g.active), key=lambda g: g.name)
     members: dict[str, list[cluster.PodSnapshot]] = {g.name: [] for g in active}
     conflicts: dict[str, list[tuple[str, str]]] = {}
+    # Namespace selectors are evaluated once per namespace, not once per pod.
+    candidates: dict[str, list[groups_spec]] = {}
     for pod in sorted(pods, key=lambda p: (p.meta.namespace or "", p.meta.name, p.meta.uid)):
         if not eligible(pod, gateway_namespace=gateway_namespace):
             continue
         namespace = pod.meta.namespace or ""
-        ns_labels = namespace_labels.get(namespace) or {}
+        if namespace not in candidates:
+            ns_labels = namespace_labels.get(namespace) or {}
+            candidates[namespace] = [
+                (g.name, g.spec.selector.pod_selector)
+                for g in active
+                if g.spec is not None
+                and (
+                    g.spec.selector.namespace_selector is None
+                    or g.spec.selector.namespace_selector.matches(ns_labels)
+                )
+            ]
         chosen: str | None = None
-        for group in active:
-            assert group.spec is not None
-            if not selects(group.spec, pod_labels=pod.meta.labels, namespace_labels=ns_labels):
+        for name, pod_selector in candidates[namespace]:
+            if pod_selector is not None and not pod_selector.matches(pod.meta.labels):
                 continue
             if chosen is None:
-                chosen = group.name
-                members[group.name].append(pod)
+                chosen = name
+                members[name].append(pod)
             else:
-                conflicts.setdefault(group.name, []).append(
-                    (f"{namespace}/{pod.meta.name}", chosen)
-                )
+                conflicts.setdefault(name, []).append((f"{namespace}/{pod.meta.name}", chosen))
     return Membership(
         members={name: tuple(pods) for name, pods in members.items()},
         conflicts={name: tuple(found) for name, found in conflicts.items()},
