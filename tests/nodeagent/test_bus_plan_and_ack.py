@@ -64,13 +64,13 @@ async def producer(bus_settings: settings.BusSettings) -> AsyncIterator[NatsBrok
 
 
 def agent_runtime(
-    bus_settings: settings.BusSettings, tracer_provider: TracerProvider, tmp_path: Path
+    bus_settings: settings.BusSettings, tracer_provider: TracerProvider, short_root: Path
 ) -> runtime.ServiceRuntime:
     return app.create(
         bus_settings=bus_settings,
         tracer_provider=tracer_provider,
         node_name=NODE,
-        node_settings=settings.NodeSettings(gateway_state_root=str(tmp_path / "gw")),
+        node_settings=settings.NodeSettings(gateway_state_root=str(short_root / "gw")),
         retry_interval=3600,
     )
 
@@ -80,7 +80,7 @@ async def test_latest_plan_is_applied_and_acked_and_configs_reloaded_once(
     nats_client: Client,
     producer: NatsBroker,
     tracer_provider: TracerProvider,
-    tmp_path: Path,
+    short_root: Path,
 ) -> None:
     for event, subject in (
         (plan(node=NODE, generation=1), subjects.node_plan(NODE)),
@@ -90,7 +90,7 @@ async def test_latest_plan_is_applied_and_acked_and_configs_reloaded_once(
         (config(group="elsewhere", generation=1), subjects.gateway_config("elsewhere")),
     ):
         await bus.publish(producer, event, subject=subject)
-    state = Path(names.gateway_state_dir(group=GROUP, tailnet=TAILNET, root=str(tmp_path / "gw")))
+    state = Path(names.gateway_state_dir(group=GROUP, tailnet=TAILNET, root=str(short_root / "gw")))
     acks = await nats_client.jetstream().subscribe(
         subjects.node_acks_filter(), ordered_consumer=True
     )
@@ -98,7 +98,7 @@ async def test_latest_plan_is_applied_and_acked_and_configs_reloaded_once(
         socket_path=state / names.GATEWAY_SOCKET_FILE,
         config_path=state / names.GATEWAY_CONFIG_FILE,
     ) as api:
-        service = agent_runtime(bus_settings, tracer_provider, tmp_path)
+        service = agent_runtime(bus_settings, tracer_provider, short_root)
         await service.app.start()
         try:
             message = await acks.next_msg(timeout=10)
@@ -127,7 +127,7 @@ async def test_latest_plan_is_applied_and_acked_and_configs_reloaded_once(
             await service.app.stop()
     assert api.calls == 2
     assert json.loads((state / names.GATEWAY_CONFIG_FILE).read_text())["Hostname"] == (f"{GROUP}-2")
-    assert not (tmp_path / "gw" / TAILNET / "elsewhere").exists()
+    assert not (short_root / "gw" / TAILNET / "elsewhere").exists()
     await acks.unsubscribe()
 
 
@@ -136,12 +136,12 @@ async def test_a_malformed_plan_is_dead_lettered_and_the_next_one_applied(
     nats_client: Client,
     producer: NatsBroker,
     tracer_provider: TracerProvider,
-    tmp_path: Path,
+    short_root: Path,
 ) -> None:
     js = nats_client.jetstream()
     letters = await js.subscribe(subjects.deadletter("nodeagent"), ordered_consumer=True)
     acks = await js.subscribe(subjects.node_ack(NODE), ordered_consumer=True)
-    service = agent_runtime(bus_settings, tracer_provider, tmp_path)
+    service = agent_runtime(bus_settings, tracer_provider, short_root)
     await service.app.start()
     try:
         bad = plan(node=NODE, generation=1).model_dump(mode="json")

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tailwire.services.nodeagent import reconciling
+from tailwire.services.nodeagent.adapters import localapi as localapi_client
 from tailwire.shared import errors, ids
 from tailwire.shared.events import gateways
 from tailwire.shared.k8s import names
@@ -40,8 +41,8 @@ def paths(agent: reconciling.Agent) -> tuple[Path, Path]:
     return directory / names.GATEWAY_CONFIG_FILE, directory / names.GATEWAY_SOCKET_FILE
 
 
-async def test_a_config_change_makes_exactly_one_reload(tmp_path: Path) -> None:
-    agent = nodeagent.make_agent(tmp_path)
+async def test_a_config_change_makes_exactly_one_reload(short_root: Path) -> None:
+    agent = nodeagent.make_agent(short_root)
     config_file, socket = paths(agent)
     async with localapi.FakeLocalAPI(socket_path=socket, config_path=config_file) as api:
         first = config(generation=1, hostname="gw-a")
@@ -55,9 +56,9 @@ async def test_a_config_change_makes_exactly_one_reload(tmp_path: Path) -> None:
     assert json.loads(config_file.read_text()) == second.config
 
 
-async def test_reload_is_retried_until_tailscaled_reports_reloaded(tmp_path: Path) -> None:
+async def test_reload_is_retried_until_tailscaled_reports_reloaded(short_root: Path) -> None:
     sleep = FakeSleep()
-    agent = nodeagent.make_agent(tmp_path)
+    agent = nodeagent.make_agent(short_root)
     agent.sleep = sleep
     config_file, socket = paths(agent)
     async with localapi.FakeLocalAPI(socket_path=socket, config_path=config_file) as api:
@@ -67,30 +68,30 @@ async def test_reload_is_retried_until_tailscaled_reports_reloaded(tmp_path: Pat
     assert sleep.delays == [0.5, 1.0, 2.0]
 
 
-async def test_restarted_agent_with_current_file_does_not_reload(tmp_path: Path) -> None:
+async def test_restarted_agent_with_current_file_does_not_reload(short_root: Path) -> None:
     first = config(generation=1, hostname="gw-a")
-    config_file, socket = paths(nodeagent.make_agent(tmp_path))
+    config_file, socket = paths(nodeagent.make_agent(short_root))
     async with localapi.FakeLocalAPI(socket_path=socket, config_path=config_file) as api:
-        await nodeagent.make_agent(tmp_path).apply_config(first)
-        assert await nodeagent.make_agent(tmp_path).apply_config(first) == 0
+        await nodeagent.make_agent(short_root).apply_config(first)
+        assert await nodeagent.make_agent(short_root).apply_config(first) == 0
         assert api.calls == 1
 
 
-async def test_gateway_not_running_yet_gets_the_file_without_a_reload(tmp_path: Path) -> None:
-    agent = nodeagent.make_agent(tmp_path)
+async def test_gateway_not_running_yet_gets_the_file_without_a_reload(short_root: Path) -> None:
+    agent = nodeagent.make_agent(short_root)
     config_file, _ = paths(agent)
     assert await agent.apply_config(config(generation=1, hostname="gw-a")) == 0
     assert json.loads(config_file.read_text())["Hostname"] == "gw-a"
 
 
-async def test_a_config_whose_hash_does_not_match_is_rejected(tmp_path: Path) -> None:
+async def test_a_config_whose_hash_does_not_match_is_rejected(short_root: Path) -> None:
     bad = config(generation=1, hostname="gw-a").model_copy(update={"hash": "sha256:0"})
     with pytest.raises(errors.MessageRejected, match="hash"):
-        await nodeagent.make_agent(tmp_path).apply_config(bad)
+        await nodeagent.make_agent(short_root).apply_config(bad)
 
 
-async def test_the_fake_refuses_what_tailscaled_refuses(tmp_path: Path) -> None:
-    socket = tmp_path / "t.sock"
+async def test_the_fake_refuses_what_tailscaled_refuses(short_root: Path) -> None:
+    socket = short_root / "t.sock"
     async with localapi.FakeLocalAPI(socket_path=socket) as api:
         transport = httpx.AsyncHTTPTransport(uds=str(socket))
         async with httpx.AsyncClient(transport=transport) as client:
@@ -98,3 +99,16 @@ async def test_the_fake_refuses_what_tailscaled_refuses(tmp_path: Path) -> None:
             wrong_method = await client.get(f"http://local-tailscaled.sock{localapi.RELOAD_PATH}")
     assert (wrong_host.status_code, wrong_method.status_code) == (403, 405)
     assert api.calls == 0
+
+
+async def test_a_socket_path_longer_than_af_unix_allows_is_still_reached(
+    short_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deep = short_root / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    # The fake listens through a short relative path; the agent gets the long absolute one.
+    monkeypatch.chdir(deep)
+    async with localapi.FakeLocalAPI(socket_path=Path("s.sock")) as api:
+        await localapi_client.reload_once(deep / "s.sock")
+    assert len(str(deep / "s.sock")) > 108
+    assert api.calls == 1

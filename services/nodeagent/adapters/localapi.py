@@ -59,14 +59,15 @@ def write_config(path: Path, config: dict[str, Any]) -> bool:
 
 async def reload_once(socket_path: Path, *, request_timeout: float = 5.0) -> None:
     """One reload call; TransientBackendError unless tailscaled says `Reloaded`."""
-    transport = httpx.AsyncHTTPTransport(uds=str(socket_path))
-    async with httpx.AsyncClient(
-        transport=transport, base_url=f"http://{LOCALAPI_HOST}", timeout=request_timeout
-    ) as client:
-        try:
-            response = await client.post(RELOAD_PATH, headers={"Sec-Tailscale": "localapi"})
-        except httpx.HTTPError as exc:
-            raise errors.TransientBackendError(f"LocalAPI {socket_path}: {exc!r}") from exc
+    # AF_UNIX paths stop at 108 bytes and state dirs of long group/tailnet names are longer:
+    # reach the socket through a short /proc/self/fd path of its directory instead.
+    dir_fd = os.open(socket_path.parent, os.O_PATH) if len(str(socket_path)) > 100 else None
+    uds = f"/proc/self/fd/{dir_fd}/{socket_path.name}" if dir_fd is not None else str(socket_path)
+    try:
+        response = await _post_reload(uds, request_timeout=request_timeout, label=socket_path)
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)
     if response.status_code != 200:
         raise errors.TransientBackendError(
             f"LocalAPI {socket_path}: HTTP {response.status_code}: {response.text[:200]}"
@@ -80,6 +81,17 @@ async def reload_once(socket_path: Path, *, request_timeout: float = 5.0) -> Non
         raise errors.TransientBackendError(
             f"LocalAPI {socket_path}: not reloaded: {reason or body!r}"
         )
+
+
+async def _post_reload(uds: str, *, request_timeout: float, label: Path) -> httpx.Response:
+    transport = httpx.AsyncHTTPTransport(uds=uds)
+    async with httpx.AsyncClient(
+        transport=transport, base_url=f"http://{LOCALAPI_HOST}", timeout=request_timeout
+    ) as client:
+        try:
+            return await client.post(RELOAD_PATH, headers={"Sec-Tailscale": "localapi"})
+        except httpx.HTTPError as exc:
+            raise errors.TransientBackendError(f"LocalAPI {label}: {exc!r}") from exc
 
 
 async def reload(
