@@ -5,5 +5,6 @@ pytest_plugins = [
     "tests.fixtures.telemetry",
     "tests.fixtures.controlapi",
     "tests.fixtures.netns",
+    "tests.fixtures.kube",
     "tests.fixtures.dns",
 ]
