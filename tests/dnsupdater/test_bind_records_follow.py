@@ -28,7 +28,9 @@ async def _query(server: bind.BindServer, name: str, rdtype: str = "A") -> list[
 async def _hand_edit(server: bind.BindServer, *, name: str, replace_a: str) -> None:
     """What an operator with the key does by hand: nsupdate the A record, drop the AAAA."""
     keyring = dns.tsigkeyring.from_text({server.key_name: server.key_secret})
-    update = dns.update.UpdateMessage("example.test", keyring=keyring, keyname=server.key_name)
+    update = dns.update.UpdateMessage(
+        "example.test", keyring=keyring, keyname=dns.name.from_text(server.key_name)
+    )
     update.replace(dns.name.from_text(name), 60, "A", replace_a)
     update.delete(dns.name.from_text(name), "AAAA")
     update.add(dns.name.from_text("mail.example.test"), 300, "A", "192.0.2.25")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from tailwire.services.dnsupdater import config
 from tailwire.shared import errors, settings
@@ -30,7 +31,7 @@ async def test_zone_points_at_the_resolver_and_drift_is_repaired(
     tailscale = settings.TailscaleSettings(
         tailscale_api_url=control_api.url,
         tailscale_oauth_client_id=oauth.client_id,
-        tailscale_oauth_client_secret=oauth.client_secret,
+        tailscale_oauth_client_secret=SecretStr(oauth.client_secret),
     )
     control_api.split_dns["other.example"] = ["1.1.1.1"]
     async with start_dnsupdater(dns_settings=_settings(), tailscale_settings=tailscale) as wired:
