@@ -109,7 +109,16 @@ class ManifestSync:
             wanted.add(key)
             await self._write(f"apply:{key}", manifest, self.writer.apply, manifest)
         for scope in desired.prune:
-            for found in await self.writer.list_managed(scope):
+            try:
+                managed = await self.writer.list_managed(scope)
+            except errors.TransientBackendError:
+                raise
+            except errors.BackendError as exc:
+                # The kind is not installed (404) or not listable (403): nothing of it to
+                # prune; one missing CRD must not stop the whole sync loop.
+                log.warning("not pruning %s: %s", scope.kind, exc)
+                continue
+            for found in managed:
                 if found not in wanted:
                     log.info("pruning %s/%s %s", found[1], found[2], found[3])
                     await self.writer.delete(found)
