@@ -125,7 +125,9 @@ class Agent:
                     states[gw.key] = session.read(gw.key, gateway=gw.key in current)
                 except errors.TailwireError as exc:
                     errors_by_key[gw.key] = str(exc)
-            removed = self._remove_departed(session, desired=desired, states=states)
+            removed = self._remove_departed(
+                session, desired=desired, states=states, current=set(current)
+            )
             for gw_desired in desired.gateways:
                 gw_results[gw_desired.group] = self._apply_gateway(
                     session, gw_desired, states=states, failures=errors_by_key
@@ -152,6 +154,7 @@ class Agent:
         *,
         desired: desiring.Desired,
         states: dict[str, facts.NamespaceState],
+        current: set[str],
     ) -> list[ids.PodUID]:
         in_plan = {m.pod_uid for m in desired.members}
         removed: list[ids.PodUID] = []
@@ -178,7 +181,7 @@ class Agent:
                 if uid not in in_plan:
                     removed.append(ids.PodUID(uid))
             if stale and not self.options.dry_run:
-                states[key] = session.read(key, gateway=bool(state.sysctls))
+                states[key] = session.read(key, gateway=key in current)
         return removed
 
     def _apply_gateway(
