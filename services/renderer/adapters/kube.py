@@ -39,8 +39,8 @@ def plural(kind: str) -> str:
     if kind in _PLURALS:
         return _PLURALS[kind]
     lower = kind.lower()
-    if lower.endswith("y"):
-        return lower[:-1] + "ies"
+    if lower.endswith("y") and lower[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return lower[:-1] + "ies"  # policy -> policies, but gateway -> gateways
     if lower.endswith("s"):
         return lower + "es"
     return lower + "s"
