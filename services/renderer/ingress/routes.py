@@ -340,7 +340,28 @@ def _resolve(
     return ordered, notes
 
 
+def _dns_policy(service: cluster.ServiceSnapshot) -> dict[str, str]:
+    """The Service's DNS policy flags (`tailwire.dev/public`, `tailwire.dev/split-horizon`,
+    as label or annotation), carried to its route where the dnsupdater reads them."""
+    meta = service.meta
+    return {
+        key: meta.annotations.get(key, meta.labels.get(key, ""))
+        for key in (labels.PUBLIC, labels.SPLIT_HORIZON)
+        if key in meta.annotations or key in meta.labels
+    }
+
+
 def _route_meta(
+    gateway: tailscalegateway.TailscaleGateway, *, candidate: Candidate, component: str
+) -> dict[str, Any]:
+    meta = _base_meta(gateway, candidate=candidate, component=component)
+    policy = _dns_policy(candidate.service) if candidate.direction == "ingress" else {}
+    if policy:
+        meta["annotations"] = policy
+    return meta
+
+
+def _base_meta(
     gateway: tailscalegateway.TailscaleGateway, *, candidate: Candidate, component: str
 ) -> dict[str, Any]:
     return {

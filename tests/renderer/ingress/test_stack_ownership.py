@@ -141,3 +141,14 @@ def test_additional_parent_refs_give_the_multi_gateway_pattern() -> None:
     parents = [(p["namespace"], p["name"]) for p in route["spec"]["parentRefs"]]
     assert parents == [("gateways", "edge"), ("network", "internal")]
     assert support.schema_errors(route) == []
+
+
+def test_a_services_dns_policy_flags_travel_to_its_route_for_the_dnsupdater() -> None:
+    gw = support.gateway(support.spec(support.tailnet_entry("a", host="{service}.example.com")))
+    docs = support.service("docs", labels={"tailwire.dev/split-horizon": "true"})
+    rendered = support.render(gw, support.snapshots(docs, support.service("api")))
+    routes = {
+        r["spec"]["hostnames"][0]: r["metadata"] for r in support.of_kind(rendered, "HTTPRoute")
+    }
+    assert routes["docs.example.com"]["annotations"] == {"tailwire.dev/split-horizon": "true"}
+    assert "annotations" not in routes["api.example.com"]
