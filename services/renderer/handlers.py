@@ -21,6 +21,7 @@ from typing import cast
 
 from faststream.nats import DeliverPolicy, NatsBroker, NatsRouter
 from faststream.nats.annotations import NatsMessage
+from opentelemetry import context as otel_context
 
 from tailwire.services.renderer import domain, renderers
 from tailwire.services.renderer import view as view_module
@@ -81,6 +82,7 @@ class Renderer:
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.reconciled = 0  # computations run (tests wait on it)
+        self._trace: otel_context.Context | None = None
         self.idle = asyncio.Event()
 
     # --- start-up: how much backlog is there to read ---------------------------------------
@@ -126,7 +128,7 @@ class Renderer:
             self._count("cluster")
             snapshot = view_module.decode_snapshot(message.body)
             if self.view.apply(snapshot):
-                self._dirty.set()
+                self._changed()
 
         @subscribe("status")
         async def on_status(message: NatsMessage) -> None:
@@ -149,7 +151,7 @@ class Renderer:
             before = self.acks.get(ack.node)
             if before is None or ack.generation >= before.generation:
                 self.acks[ack.node] = ack
-                self._dirty.set()
+                self._changed()
 
         @subscribe("configs")
         async def on_config(message: NatsMessage) -> None:
@@ -184,7 +186,13 @@ class Renderer:
         if sequence >= self._key_seq.get(name, -1):
             self._key_seq[name] = sequence
             self.key_events[name] = event
-            self._dirty.set()
+            self._changed()
+
+    def _changed(self) -> None:
+        # The computation this change triggers publishes in the trace of the message that
+        # caused it (the last one, when several changes are handled together).
+        self._trace = otel_context.get_current()
+        self._dirty.set()
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -220,12 +228,17 @@ class Renderer:
             await self._dirty.wait()
             self.idle.clear()
             self._dirty.clear()
+            trace, self._trace = self._trace, None
+            token = otel_context.attach(trace) if trace is not None else None
             try:
                 await self.reconcile()
             except errors.BusError as exc:
                 log.warning("publishing failed, will retry: %s", exc)
                 self._dirty.set()
                 await asyncio.sleep(1.0)
+            finally:
+                if token is not None:
+                    otel_context.detach(token)
 
     def _run_computations(self) -> list[domain.Rendered]:
         """The other computations (ingress); one that fails applies and prunes nothing."""

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tailwire.shared import settings, subjects
+from tailwire.shared import bus, settings, subjects, telemetry
 from tailwire.shared.events import nodes
 from tests.renderer import helpers
 
@@ -106,3 +107,45 @@ async def test_malformed_snapshot_is_dead_lettered_and_rendering_goes_on(
     assert letter.data is not None
     assert json.loads(letter.data)["subject"] == "tailwire.v1.cluster.pod.payments.broken"
     await asyncio.sleep(0)
+
+
+async def test_plan_is_published_in_the_trace_of_the_snapshot_that_changed_it(
+    bus_settings: settings.BusSettings, span_exporter: InMemorySpanExporter
+) -> None:
+    watcher_side = telemetry.setup_tracing(
+        service_name="watcher", exporter=span_exporter, set_global=False
+    )
+    renderer_side = telemetry.setup_tracing(
+        service_name="renderer", exporter=span_exporter, set_global=False
+    )
+    async with helpers.producer(bus_settings) as broker:
+        await helpers.publish(
+            broker, helpers.node("node-a"), helpers.group("peers", helpers.PEERS_SPEC)
+        )
+        async with helpers.running_renderer(
+            bus_settings, apply_manifests=False, tracer_provider=renderer_side
+        ) as renderer:
+            await helpers.settled(renderer, lambda: "node-a" in renderer.published.plans)
+            before = renderer.published.plans["node-a"].generation
+            traced = bus.make_broker(
+                service="watcher", bus=bus_settings, tracer_provider=watcher_side
+            )
+            await bus.connect_and_declare(traced, bus=bus_settings)
+            await traced.start()
+            try:
+                with watcher_side.get_tracer("test").start_as_current_span("pod change") as span:
+                    await helpers.publish(traced, helpers.pod("api-0", node_name="node-a"))
+                    trace_id = span.get_span_context().trace_id
+            finally:
+                await traced.stop()
+            await helpers.settled(
+                renderer, lambda: renderer.published.plans["node-a"].generation > before
+            )
+    services = {
+        s.resource.attributes["service.name"]
+        for s in span_exporter.get_finished_spans()
+        if s.context is not None
+        and s.context.trace_id == trace_id
+        and subjects.node_plan("node-a") in s.name
+    }
+    assert services == {"renderer"}
