@@ -19,7 +19,8 @@ class Clock(Protocol):
 
 
 class Sleeper(Protocol):
-    """Waits `seconds` (a test's sleeper advances its fake clock and returns at once)."""
+    """Waits `seconds` on the same time source as the Clock it goes with (a test's sleeper
+    advances its fake clock and returns at once); the rate limiter relies on that."""
 
     async def __call__(self, seconds: float, /) -> None: ...
 
