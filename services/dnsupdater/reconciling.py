@@ -288,6 +288,9 @@ class Reconciler:
             ("Gateway", ref.namespace, ref.name): g.meta.resource_version
             for ref, g in self.view.gateways.items()
         }
+        # Forget objects that left the view, so the memory follows the cluster.
+        for gone in self._sent.keys() - versions.keys():
+            del self._sent[gone]
         ok = True
         for patch in patches:
             key = (patch.kind, patch.namespace, patch.name)

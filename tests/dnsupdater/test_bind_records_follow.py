@@ -73,6 +73,23 @@ async def test_records_appear_follow_the_ip_and_leave_with_the_route(
         assert await _query(bind_server, "ns1.example.test") == ["127.0.0.1"]
 
 
+async def test_each_zone_gets_only_its_own_hostnames(
+    bind_server: bind.BindServer, start_dnsupdater: Any, producer: Producer, feed: Feed
+) -> None:
+    zones = [{"zone": "example.test"}, {"zone": "other.test", "ttl": 30}]
+    async with start_dnsupdater(dns_settings=rfc2136_settings(bind_server, zones=zones)):
+        await producer(snapshots.gateway())
+        await producer(snapshots.tailscale_service(ips=("100.64.0.10",)))
+        await producer(
+            snapshots.route("both", hostnames=("a.example.test", "b.other.test", "c.elsewhere.io"))
+        )
+        changes = {(await feed.next()).zone for _ in range(2)}
+        assert changes == {"example.test", "other.test"}
+        assert await _query(bind_server, "a.example.test") == ["100.64.0.10"]
+        assert await _query(bind_server, "b.other.test") == ["100.64.0.10"]
+        assert await _query(bind_server, "b.example.test") == []
+
+
 async def test_hand_made_drift_is_repaired_and_foreign_records_stay(
     bind_server: bind.BindServer,
     start_dnsupdater: Any,
