@@ -49,6 +49,7 @@ async def test_valid_group_is_applied_and_invalid_one_gets_ready_false_with_the_
 ) -> None:
     api = kube_emulator
     api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    api.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-a"}})
     peers = _group_object(api, "peers", helpers.PEERS_SPEC)
     bad = _group_object(api, "bad", {"selector": {}, "mode": "subnet", "routes": ["10.0.0.1/8"]})
     managed = {labels.MANAGED_BY: "tailwire", labels.COMPONENT: "egress-gateway"}
@@ -89,7 +90,8 @@ async def test_valid_group_is_applied_and_invalid_one_gets_ready_false_with_the_
     assert api.get("configmaps", name="tailwire-gw-gone", namespace=NS) is None
     assert api.get("configmaps", name="someone-elses", namespace=NS) is not None
     # The node that hosts members is labelled for the gateway's nodeSelector.
-    # (Nodes are not in this emulator's store, so the apply created it.)
+    labelled = api.get("nodes", name="node-a") or {}
+    assert labelled["metadata"]["labels"] == {"egress.tailwire.dev/peers": "true"}
     bad_now = api.get("egressgroups", name="bad")
     assert bad_now is not None
     ready = {c["type"]: c for c in bad_now["status"]["conditions"]}["Ready"]

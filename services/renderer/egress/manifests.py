@@ -177,9 +177,9 @@ def node_labels(
 ) -> list[Manifest]:
     """Node apply documents carrying exactly the group labels each node should have.
 
-    `gateway_nodes`: group -> nodes scheduled by label; `current`: node -> its labels now
-    (a node that still carries one of our labels but should not gets an empty document, which
-    removes what the `tailwire` field manager set).
+    `gateway_nodes`: group -> nodes scheduled by label; `current`: every known node -> its
+    labels now (a node that still carries one of our labels but should not gets an empty
+    document, which removes what the `tailwire` field manager set).
     """
     wanted: dict[str, dict[str, str]] = {}
     for group, nodes_ in gateway_nodes.items():
@@ -188,6 +188,7 @@ def node_labels(
     for node, node_labels_ in current.items():
         if any(key.startswith(NODE_LABEL_PREFIX) for key in node_labels_):
             wanted.setdefault(node, {})
+    # Only nodes that exist: applying to a missing Node would create one.
     return [
         {
             "apiVersion": "v1",
@@ -195,4 +196,5 @@ def node_labels(
             "metadata": {"name": node, "labels": dict(sorted(wanted[node].items()))},
         }
         for node in sorted(wanted)
+        if node in current
     ]
