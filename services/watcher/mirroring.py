@@ -29,6 +29,7 @@ from tailwire.shared.k8s import client as k8s_client
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN_DRAIN_SECONDS = 5.0
 ApiClientFactory = Callable[[settings.KubernetesSettings], Awaitable[client.ApiClient]]
 
 
@@ -98,6 +99,11 @@ class Watcher:
                         group.create_task(mirror.run(), name=f"watch {mirror.where}")
                 self.started.set()
         finally:
+            # Stopping: give what is in flight a moment to be acknowledged. Whatever is not
+            # is found again by the next start's relist (it differs from the bus).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(SHUTDOWN_DRAIN_SECONDS):
+                    await self.drain()
             for queue in self.queues:
                 await queue.close()
             if self._api_client is not None:

@@ -24,6 +24,7 @@ from typing import Protocol
 from tailwire.services.watcher import config, domain, metrics
 from tailwire.services.watcher.adapters import kube
 from tailwire.shared import errors, subjects
+from tailwire.shared.events import base
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,8 @@ class Mirror:
         self.published = {s: snap for s, snap in published.items() if not snap.deleted}
         self.resource_version: str | None = None
         self.listed_at: float | None = None
+        self.events_in_watch = 0
+        self.empty_watches = 0  # in a row: a server ending every watch at once is backed off
         self.sleep = sleep
         self.clock = clock
         self.rand = rand
@@ -197,14 +200,18 @@ class Mirror:
         metrics.EVENTS.labels(self.kind, event.type).inc()
         if event.resource_version:
             self.resource_version = event.resource_version
+        self.events_in_watch += 1
         if event.type == "BOOKMARK":
             return
+        selected = self.selected(event.object)
         snapshot = self._normalize(event.object)
         if snapshot is None:
             return
-        if event.type == "DELETED" or not self.selected(event.object):
-            snapshot = domain.tombstone(snapshot)
         subject = domain.subject_of(snapshot)
+        if not selected and subject not in self.published:
+            return  # outside the selection and never published: nothing to say
+        if event.type == "DELETED" or not selected:
+            snapshot = domain.tombstone(snapshot)
         if domain.needs_publish(published=self.published.get(subject), current=snapshot):
             await self._emit(snapshot)
         else:
@@ -224,6 +231,7 @@ class Mirror:
             label_selector=self.label_selector,
             timeout_seconds=timeout,
         )
+        self.events_in_watch = 0
         async with contextlib.aclosing(events):
             async for event in events:
                 await self.handle(event)
@@ -238,6 +246,16 @@ class Mirror:
 
     async def _emit(self, snapshot: domain.Snapshot) -> None:
         subject = domain.subject_of(snapshot)
+        if (size := len(snapshot.to_bytes())) > base.MAX_MESSAGE_BYTES:
+            # Retrying cannot help; consumers keep the previous snapshot until it shrinks.
+            metrics.REJECTED.labels(self.kind).inc()
+            log.error(
+                "cannot mirror %s: its snapshot is %d bytes, over the bus limit of %d",
+                snapshot.ref,
+                size,
+                base.MAX_MESSAGE_BYTES,
+            )
+            return
         if snapshot.deleted:
             self.published.pop(subject, None)
         else:
@@ -253,6 +271,14 @@ class Mirror:
             return None
 
     # --- the loop ----------------------------------------------------------------------------
+
+    async def _pace_empty_watches(self) -> None:
+        if self.events_in_watch:
+            self.empty_watches = 0
+            return
+        self.empty_watches += 1
+        if self.empty_watches >= 3:  # a quiet cluster ends one watch per timeout, not many
+            await self.sleep(self.backoff.delay(attempt=self.empty_watches - 3, rand=self.rand()))
 
     async def run(self) -> None:
         """List, watch, resume, relist; forever, whatever the API does."""
@@ -272,6 +298,7 @@ class Mirror:
                 metrics.API_REACHABLE.set(1)
                 attempt = 0
                 await self.watch()
+                await self._pace_empty_watches()
             except kube.Expired as exc:
                 log.info("%s: watch expired, relisting: %s", self.where, exc)
                 self.resource_version, reason = None, "expired"
@@ -299,4 +326,10 @@ class Mirror:
                 attempt += 1
                 if self.resource_version is None:
                     reason = "reconnect"
+                await self.sleep(delay)
+            except Exception:  # a bug must not end the mirroring: start over, after a pause
+                delay = self.backoff.delay(attempt=attempt, rand=self.rand())
+                log.exception("%s: unexpected failure, relisting in %.1fs", self.where, delay)
+                attempt += 1
+                self.resource_version, reason = None, "reconnect"
                 await self.sleep(delay)
