@@ -4,7 +4,8 @@ The handlers hand over the whole desired set (manifests, prune scopes, status do
 finalizer lists) whenever it changes; one task applies what differs from what it last
 applied, prunes managed objects no longer desired, and writes statuses and finalizers. While
 the API is unreachable it logs that once per outage and retries with capped exponential
-backoff; nothing blocks the bus side (plans keep flowing).
+backoff; nothing blocks the bus side (plans keep flowing). Every `resync_interval` it applies
+everything again, so drift made behind its back is corrected.
 Must not: compute desired state, or retry permanent errors in a tight loop.
 """
 
@@ -50,10 +51,12 @@ class ManifestSync:
         sleep: Sleep = asyncio.sleep,
         min_backoff: float = 1.0,
         max_backoff: float = 30.0,
+        resync_interval: float = 600.0,
     ) -> None:
         self.writer = writer
         self._sleep = sleep
         self._min, self._max = min_backoff, max_backoff
+        self._resync = resync_interval
         self._desired = Desired()
         self._changed = asyncio.Event()
         self._applied: dict[str, str] = {}  # what we last wrote successfully, by digest
@@ -68,7 +71,12 @@ class ManifestSync:
     async def run(self) -> None:
         backoff = self._min
         while True:
-            await self._changed.wait()
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout=self._resync)
+            except TimeoutError:
+                # Level-triggered: now and then apply everything again, so objects someone
+                # edited or deleted behind tailwire's back converge without a desired change.
+                self._applied.clear()
             self._changed.clear()
             try:
                 await self._sync_once(self._desired)
