@@ -115,3 +115,44 @@ def test_difference_adds_removes_and_replaces_ttl() -> None:
     assert change.removed == (old, longer)
     assert not records.difference(desired={new}, actual={new})
     assert records.apply_change({old, longer}, change) == {new, shorter}
+
+
+def _on_listeners(route: cluster.HTTPRouteSnapshot, *listeners: tuple[str, str | None]) -> set[str]:
+    gateway = snapshots.gateway().model_copy(
+        update={
+            "listeners": tuple(
+                cluster.Listener(name=name, port=443, protocol="HTTPS", hostname=hostname)
+                for name, hostname in listeners
+            )
+        }
+    )
+    return set(
+        _served(services=[snapshots.tailscale_service()], gateways=[gateway], routes=[route])
+    )
+
+
+def test_listener_hostnames_narrow_or_supply_the_route_hostnames() -> None:
+    wildcard = ("https", "*.sudhanva.me")
+    # The seed's wildcard listener: route hostnames inside it pass, others do not.
+    inside = snapshots.route("docs", hostnames=("docs.sudhanva.me", "docs.other.io"))
+    assert _on_listeners(inside, wildcard) == {"docs.sudhanva.me"}
+    # A route without hostnames serves the listener's (a wildcard record).
+    bare = snapshots.route("all", hostnames=())
+    assert _on_listeners(bare, wildcard) == {"*.sudhanva.me"}
+    assert _on_listeners(bare, ("http", None)) == set()
+    # A wildcard route on a specific listener is narrowed to the listener's name.
+    wide = snapshots.route("wide", hostnames=("*.sudhanva.me",))
+    assert _on_listeners(wide, ("vault", "vault.sudhanva.me")) == {"vault.sudhanva.me"}
+
+
+def test_section_name_picks_the_listener() -> None:
+    parent = cluster.ParentRef(namespace="tailscale", name="tailscale-gateway", section_name="b")
+    route = snapshots.route("x", hostnames=()).model_copy(
+        update={
+            "parent_refs": (parent,),
+            "parents": (cluster.RouteParentStatus(parent=parent, accepted=True),),
+        }
+    )
+    assert _on_listeners(route, ("a", "a.example.test"), ("b", "b.example.test")) == {
+        "b.example.test"
+    }

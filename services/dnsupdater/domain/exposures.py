@@ -4,7 +4,8 @@ A Gateway is tailnet-exposed when a Service of `loadBalancerClass: tailscale` ca
 Gateway's owner labels for it and its LoadBalancer status has addresses (the Tailscale
 operator writes the 100.x/fd7a: IPs and the MagicDNS name there). A hostname is served by
 such a Gateway when an HTTPRoute lists it, names the Gateway in `parentRefs`, and the
-Gateway accepted the route (`status.parents[].conditions Accepted=True`).
+Gateway accepted the route (`status.parents[].conditions Accepted=True`), narrowed by the
+hostnames of the listeners it attaches to (a route without hostnames takes theirs).
 
 Pure: works on snapshots handed in; must not read the bus or the cluster.
 """
@@ -38,6 +39,7 @@ class Exposure:
     ipv4: tuple[str, ...]
     ipv6: tuple[str, ...]
     hostname: str | None
+    listeners: tuple[cluster.Listener, ...] = ()
 
 
 def normalize_hostname(name: str) -> str:
@@ -99,6 +101,7 @@ def tailnet_exposures(
             ipv4=tuple(sorted(v4, key=ipaddress.ip_address)),
             ipv6=tuple(sorted(v6, key=ipaddress.ip_address)),
             hostname=hostname,
+            listeners=gateways[ref].listeners,
         )
         for ref, (v4, v6, hostname) in sorted(found.items())
         if v4 or v6
@@ -128,6 +131,46 @@ def accepted_gateways(route: cluster.HTTPRouteSnapshot) -> set[GatewayRef]:
     return named & accepted
 
 
+def _intersect(*, listener: str, host: str) -> str | None:
+    """The hostname a listener and a route hostname both match (Gateway API rules), if any."""
+    if listener == host:
+        return host
+    if listener.startswith("*.") and host.endswith(listener[1:]):
+        return host  # the route is the more specific one
+    if host.startswith("*.") and listener.endswith(host[1:]):
+        return listener
+    return None
+
+
+def effective_hostnames(route: cluster.HTTPRouteSnapshot, *, exposure: Exposure) -> set[str]:
+    """The names a route serves on one Gateway: its hostnames narrowed by the listeners'.
+
+    A route without hostnames takes the listeners' hostnames; a listener without one
+    accepts every route hostname (and then a route without hostnames has no nameable host).
+    """
+    namespace = route.meta.namespace or "default"
+    sections = {
+        parent.section_name
+        for parent in route.parent_refs
+        if _parent_gateway(parent, route_namespace=namespace) == exposure.gateway
+    }
+    listeners = [
+        listener for listener in exposure.listeners if None in sections or listener.name in sections
+    ]
+    hosts = {normalize_hostname(h) for h in route.hostnames}
+    if not listeners or any(listener.hostname is None for listener in listeners):
+        return hosts
+    bounds = {normalize_hostname(listener.hostname or "") for listener in listeners}
+    if not hosts:
+        return bounds
+    return {
+        match
+        for host in hosts
+        for bound in bounds
+        if (match := _intersect(listener=bound, host=host)) is not None
+    }
+
+
 def served_hostnames(
     *,
     routes: Iterable[cluster.HTTPRouteSnapshot],
@@ -142,11 +185,9 @@ def served_hostnames(
     for route in routes:
         if route.deleted:
             continue
-        gateways = accepted_gateways(route) & exposures.keys()
-        if not gateways:
-            continue
-        for hostname in route.hostnames:
-            serving.setdefault(normalize_hostname(hostname), set()).update(gateways)
+        for ref in sorted(accepted_gateways(route) & exposures.keys()):
+            for hostname in effective_hostnames(route, exposure=exposures[ref]):
+                serving.setdefault(hostname, set()).add(ref)
     return {
         hostname: tuple(exposures[ref] for ref in sorted(refs))
         for hostname, refs in sorted(serving.items())
