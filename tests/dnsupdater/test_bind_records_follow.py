@@ -10,6 +10,7 @@ import dns.asyncquery
 import dns.name
 import dns.tsigkeyring
 import dns.update
+import prometheus_client
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tailwire.testing import bind
@@ -49,6 +50,9 @@ async def _seed(
 async def test_records_appear_follow_the_ip_and_leave_with_the_route(
     bind_server: bind.BindServer, start_dnsupdater: Any, producer: Producer, feed: Feed
 ) -> None:
+    before = prometheus_client.REGISTRY.get_sample_value(
+        "tailwire_dns_changes_total", {"zone": "example.test", "backend": "rfc2136"}
+    )
     async with start_dnsupdater(dns_settings=rfc2136_settings(bind_server)):
         await _seed(producer)
         first = await feed.next()
@@ -71,6 +75,10 @@ async def test_records_appear_follow_the_ip_and_leave_with_the_route(
         assert await _query(bind_server, DOCS, "TXT") == []
         # The zone's own records were never ours to touch.
         assert await _query(bind_server, "ns1.example.test") == ["127.0.0.1"]
+    labels = {"zone": "example.test", "backend": "rfc2136"}
+    after = prometheus_client.REGISTRY.get_sample_value("tailwire_dns_changes_total", labels)
+    assert after is not None
+    assert after - (before or 0) == 3
 
 
 async def test_each_zone_gets_only_its_own_hostnames(
