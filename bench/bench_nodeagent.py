@@ -97,11 +97,14 @@ async def run(pods: int) -> dict[str, object]:
         ):
             if fresh:
                 agent = reconciling.Agent(options=options)
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             ack = await agent.apply_plan(
                 plan(gateway=gateway, members=members, generation=generation)
             )
-            result[label] = summary(ack, seconds=time.perf_counter() - t0)
+            result[label] = {
+                **summary(ack, seconds=time.perf_counter() - t0),
+                "cpu_seconds": round(time.process_time() - cpu0, 3),
+            }
         t0 = time.perf_counter()
         ack = await agent.apply_plan(plan(gateway=gateway, members=[], generation=4))
         result["remove_all"] = {
