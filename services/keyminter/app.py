@@ -116,4 +116,5 @@ def create(
         on_shutdown=[stop],
     )
     holder.append(service_runtime)
+    work.tracer = service_runtime.tracer_provider.get_tracer("tailwire.keyminter")
     return service_runtime

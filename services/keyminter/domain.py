@@ -30,6 +30,8 @@ class StoredKey:
     issued_at: datetime.datetime
     expires_at: datetime.datetime
     has_key: bool = True
+    # Every tag a key of this owner ever carried: its devices keep the tags they joined with.
+    tag_history: tuple[str, ...] = ()
 
     def renew_at(self, *, fraction: float) -> datetime.datetime:
         """The moment `fraction` of the key's lifetime has passed."""
@@ -68,6 +70,12 @@ def is_reusable(
     if stored.tailnet != tailnet or tuple(sorted(stored.tags)) != tuple(sorted(tags)):
         return False
     return now < stored.renew_at(fraction=fraction)
+
+
+def tag_history(stored: StoredKey | None, *, tags: tuple[str, ...]) -> tuple[str, ...]:
+    """The owner's tags so far, plus `tags` (sorted, each once)."""
+    earlier = (*stored.tag_history, *stored.tags) if stored is not None else ()
+    return tuple(sorted({*earlier, *tags}))
 
 
 def key_marker(owner_uid: str) -> str:

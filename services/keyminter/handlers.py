@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from faststream.middlewares import AckPolicy
 from faststream.nats import NatsRouter, PullSub
 from faststream.nats.annotations import NatsBroker, NatsMessage
+from opentelemetry import trace
 
 from tailwire.services.keyminter import minting
 from tailwire.shared import bus, errors, subjects
@@ -73,8 +74,10 @@ def classify(exc: errors.TailwireError) -> Failure:
 class KeyWork:
     """Runs one request through the minter and turns the outcome into events."""
 
-    def __init__(self, *, minter: minting.Minter) -> None:
+    def __init__(self, *, minter: minting.Minter, tracer: trace.Tracer | None = None) -> None:
         self.minter = minter
+        # app.py sets the service's own tracer once the runtime exists.
+        self.tracer = tracer or trace.get_tracer(__name__)
 
     async def handle(
         self, request: keys.KeyRequest, *, broker: NatsBroker, subject: str, payload: bytes
@@ -86,26 +89,33 @@ class KeyWork:
                 f"owner: the body names {ref} but the message came on {subject}"
             )
         tailnet = self.minter.tailnets.label(request.tailnet)
-        try:
-            if request.revoke:
-                revoked = await self.minter.revoke(request)
-                await bus.publish(
-                    broker,
-                    revoked,
-                    subject=subjects.keys_revoked(ref),
-                    msg_id=f"{request.owner.uid}:revoked",
-                )
-            else:
-                ready = await self.minter.ensure_key(request)
-                await publish_ready(broker, ready)
-            return None
-        except errors.TailwireError as exc:
-            if isinstance(exc, errors.MessageRejected):
-                raise
-            failure = classify(exc)
-            if isinstance(exc, errors.AuthenticationFailed):
-                # Rotated credentials are picked up on the next request.
-                self.minter.tailnets.forget(request.tailnet)
+        operation = "keyminter.revoke" if request.revoke else "keyminter.ensure_key"
+        attributes = {"tailwire.owner": str(ref), "tailwire.tailnet": tailnet}
+        with self.tracer.start_as_current_span(operation, attributes=attributes) as span:
+            try:
+                if request.revoke:
+                    revoked = await self.minter.revoke(request)
+                    span.set_attribute("tailwire.devices_removed", len(revoked.devices_removed))
+                    await bus.publish(
+                        broker,
+                        revoked,
+                        subject=subjects.keys_revoked(ref),
+                        msg_id=f"{request.owner.uid}:revoked",
+                    )
+                else:
+                    ready = await self.minter.ensure_key(request)
+                    span.set_attribute("tailwire.key_id", ready.key_id)
+                    await publish_ready(broker, ready)
+                return None
+            except errors.TailwireError as exc:
+                if isinstance(exc, errors.MessageRejected):
+                    raise
+                failure = classify(exc)
+                span.set_attribute("tailwire.failure", failure.reason)
+                span.set_status(trace.Status(trace.StatusCode.ERROR, failure.reason))
+                if isinstance(exc, errors.AuthenticationFailed):
+                    # Rotated credentials are picked up on the next request.
+                    self.minter.tailnets.forget(request.tailnet)
         log.warning("key request for %s failed (%s): %s", ref, failure.reason, failure.message)
         await bus.publish(
             broker,

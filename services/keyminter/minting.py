@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import logging
 import socket
 import uuid
+from collections.abc import AsyncIterator
 
 from tailwire.services.keyminter import domain
 from tailwire.services.keyminter.adapters import backends, secrets, tailnets, timing
@@ -63,12 +65,23 @@ class Minter:
         self.tailnets = tailnets
         self.clock = clock
         self.policy = policy
-        self._locks: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(
-            asyncio.Lock
-        )
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: collections.Counter[str] = collections.Counter()
 
-    def _lock(self, request: keys.KeyRequest) -> asyncio.Lock:
-        return self._locks[request.owner.uid]
+    @contextlib.asynccontextmanager
+    async def _lock(self, request: keys.KeyRequest) -> AsyncIterator[None]:
+        """One owner at a time in this process; the lock is dropped when nobody needs it."""
+        uid = request.owner.uid
+        lock = self._locks.setdefault(uid, asyncio.Lock())
+        self._users[uid] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[uid] -= 1
+            if self._users[uid] == 0:
+                del self._users[uid]
+                del self._locks[uid]
 
     async def ensure_key(self, request: keys.KeyRequest) -> keys.KeyReady:
         """A valid key for the request's owner is in its Secret: reuse it or mint one."""
@@ -115,6 +128,7 @@ class Minter:
             issued_at=self.clock.now(),
             expires_at=minted.expires_at,
             resource_version=claimed_version,
+            tag_history=domain.tag_history(stored, tags=request.tags),
         )
         try:
             await self.store.write(body)
@@ -231,10 +245,12 @@ class Minter:
                 key_ids.add(current.stored.key_id)
             for key_id in sorted(key_ids):
                 await backend.delete_key(key_id)
+            # Devices keep the tags of the key they joined with: every tag the owner's keys
+            # ever carried counts, in case its tags changed since.
             devices = domain.owned_devices(
                 await backend.list_devices(),
                 hostname_prefix=request.hostname_prefix,
-                tags=request.tags,
+                tags=domain.tag_history(current.stored, tags=request.tags),
             )
             for device in devices:
                 await backend.delete_device(device.id)

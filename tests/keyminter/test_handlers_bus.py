@@ -97,7 +97,15 @@ async def test_mint_over_the_bus_leaks_no_key_material(
         for span in span_exporter.get_finished_spans()
     ]
     assert in_logs, "the mint logged nothing: the check below would prove nothing"
-    assert span_exporter.get_finished_spans()
+    [mint_span] = [
+        s for s in span_exporter.get_finished_spans() if s.name == "keyminter.ensure_key"
+    ]
+    assert mint_span.attributes is not None
+    assert mint_span.attributes["tailwire.key_id"] == ready.key_id
+    # A child of FastStream's consumer span: one trace from the request to the ready event.
+    assert mint_span.parent is not None
+    parents = {s.context.span_id: s for s in span_exporter.get_finished_spans()}
+    assert parents[mint_span.parent.span_id].context.trace_id == mint_span.context.trace_id
     for text in on_the_bus + in_logs + in_spans:
         for secret in forbidden:
             assert secret not in text

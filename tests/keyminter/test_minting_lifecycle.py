@@ -153,3 +153,20 @@ async def test_tags_the_client_does_not_own_are_refused_with_the_servers_reason(
     assert helpers.valid_keys(control_api) == []
     # The minting claim was taken back: no empty Secret is left behind.
     assert kube.get("secrets", name=request.secret_name, namespace=helpers.NAMESPACE) is None
+
+
+async def test_revocation_after_a_tag_change_still_finds_devices_with_the_old_tags(
+    make_minter: MinterFactory, control_api: controlapi.FakeControlAPI, kube: kubeapi.KubeAPI
+) -> None:
+    owner = helpers.egress_group(kube)
+    minter = make_minter()
+    old = helpers.key_request(owner, tags=("tag:payments",))
+    await minter.ensure_key(old)
+    control_api.register_device(
+        authkey=helpers.stored_authkey(kube, old), hostname="tailwire-payments-node-a"
+    )
+    # The group's tags change; its Secret now holds a tag:k8s key, the device keeps its tags.
+    await minter.ensure_key(helpers.key_request(owner, tags=("tag:k8s",)))
+    revoked = await minter.revoke(helpers.key_request(owner, tags=("tag:k8s",), revoke=True))
+    assert revoked.devices_removed == ("tailwire-payments-node-a",)
+    assert control_api.devices == {}

@@ -33,6 +33,7 @@ ISSUED_AT = f"{labels.DOMAIN}/key-issued-at"
 EXPIRES_AT = f"{labels.DOMAIN}/key-expires-at"
 KEY_TAILNET = f"{labels.DOMAIN}/key-tailnet"
 KEY_TAGS = f"{labels.DOMAIN}/key-tags"
+TAG_HISTORY = f"{labels.DOMAIN}/tag-history"  # every tag the owner's keys ever carried
 KEY_REQUEST = f"{labels.DOMAIN}/key-request"  # the KeyRequest it answers (JSON, no secret)
 # A keyminter about to mint for this owner: who, and since when (see `minting`).
 MINTING_BY = f"{labels.DOMAIN}/minting-by"
@@ -113,6 +114,7 @@ def _stored_from(
         issued_at=issued,
         expires_at=expires,
         has_key=bool((data or {}).get(names.AUTHKEY_SECRET_KEY)),
+        tag_history=tuple(t for t in annotations.get(TAG_HISTORY, "").split(",") if t),
     )
 
 
@@ -202,6 +204,7 @@ def secret_body(
     issued_at: datetime.datetime,
     expires_at: datetime.datetime,
     resource_version: str | None,
+    tag_history: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The Secret holding a new key for `request` (any claim is dropped)."""
     metadata = _metadata(request=request, tailnet=tailnet)
@@ -211,6 +214,7 @@ def secret_body(
         EXPIRES_AT: expires_at.isoformat(),
         KEY_TAILNET: tailnet,
         KEY_TAGS: ",".join(request.tags),
+        TAG_HISTORY: ",".join(tag_history or request.tags),
         KEY_REQUEST: request.model_copy(update={"revoke": False}).model_dump_json(),
     }
     if resource_version is not None:
