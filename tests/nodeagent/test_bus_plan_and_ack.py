@@ -55,8 +55,10 @@ async def eventually(predicate: Callable[[], bool], *, within: float = 10.0) -> 
 
 
 @pytest.fixture
-async def producer(bus_settings: settings.BusSettings) -> AsyncIterator[NatsBroker]:
-    broker = bus.make_broker(service="renderer", bus=bus_settings)
+async def producer(
+    bus_settings: settings.BusSettings, tracer_provider: TracerProvider
+) -> AsyncIterator[NatsBroker]:
+    broker = bus.make_broker(service="renderer", bus=bus_settings, tracer_provider=tracer_provider)
     await bus.connect_and_declare(broker, bus=bus_settings)
     await broker.start()
     yield broker
@@ -151,8 +153,17 @@ async def test_a_malformed_plan_is_dead_lettered_and_the_next_one_applied(
             (await letters.next_msg(timeout=10)).data
         )
         assert "fwmark" in letter.reason
-        await bus.publish(producer, plan(node=NODE, generation=2), subject=subjects.node_plan(NODE))
-        ack = nodes.NodeAck.model_validate_json((await acks.next_msg(timeout=10)).data)
+        tracer = tracer_provider.get_tracer("test")
+        with tracer.start_as_current_span("renderer publishes a plan") as span:
+            await bus.publish(
+                producer, plan(node=NODE, generation=2), subject=subjects.node_plan(NODE)
+            )
+            trace_id = format(span.get_span_context().trace_id, "032x")
+        message = await acks.next_msg(timeout=10)
+        ack = nodes.NodeAck.model_validate_json(message.data)
         assert ack.generation == 2
+        # One change, one trace: the ack continues the plan's trace.
+        assert message.header is not None
+        assert trace_id in message.header.get("traceparent", "")
     finally:
         await service.app.stop()
