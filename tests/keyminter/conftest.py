@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import httpx
 import pydantic
@@ -37,14 +36,16 @@ def sleeper(clock: controlapi.FakeClock) -> FakeSleeper:
 
 
 @pytest.fixture
-async def kube(tmp_path: Path) -> AsyncIterator[kubeapi.KubeAPI]:
-    async with kubeapi.serve(kubeconfig_path=tmp_path / "kubeconfig") as api:
-        api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
-        yield api
+def kube(kube_emulator: kubeapi.KubeAPI) -> kubeapi.KubeAPI:
+    """The emulated Kubernetes API (tests write and read Secrets behind the keyminter's
+    back, which only the emulator allows), with tailwire's namespace."""
+    kube_emulator.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+    return kube_emulator
 
 
 @pytest.fixture
-async def kube_client(kube: kubeapi.KubeAPI) -> AsyncIterator[client.ApiClient]:
+async def emulator_client(kube: kubeapi.KubeAPI) -> AsyncIterator[client.ApiClient]:
+    """A kubernetes-asyncio client for `kube` (the shared `emulator_client` may be K3s)."""
     async with await kube.api_client() as api_client:
         yield api_client
 
@@ -69,7 +70,7 @@ MinterFactory = Callable[..., minting.Minter]
 
 @pytest.fixture
 async def make_minter(
-    kube_client: client.ApiClient,
+    emulator_client: client.ApiClient,
     control_api: controlapi.FakeControlAPI,
     tailscale_settings: settings.TailscaleSettings,
     sleeper: FakeSleeper,
@@ -78,7 +79,7 @@ async def make_minter(
     made: list[minting.Minter] = []
 
     async def api_client() -> client.ApiClient:
-        return kube_client
+        return emulator_client
 
     def make(
         *,

@@ -89,7 +89,7 @@ async def running_keyminter(
     bus_settings: settings.BusSettings,
     tracer_provider: TracerProvider,
     tailscale: settings.TailscaleSettings,
-    kube_client: client.ApiClient,
+    emulator_client: client.ApiClient,
     clock: controlapi.FakeClock,
     http: tailnets.HttpFactory,
     keyminter: configuration.KeyminterSettings | None = None,
@@ -97,7 +97,7 @@ async def running_keyminter(
     """The keyminter as `tailwire run keyminter` wires it, on the test's NATS and fakes."""
 
     async def api_client() -> client.ApiClient:
-        return kube_client
+        return emulator_client
 
     service = app.create(
         bus_settings=bus_settings,
