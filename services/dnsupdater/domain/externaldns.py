@@ -4,7 +4,8 @@
   gets `<prefix>expose: "true"`; its Gateway gets `<prefix>target: <Tailscale hostname>`.
 - A split-horizon route (`tailwire.dev/split-horizon: "true"`, or one of its hostnames in
   the settings' list) never gets them, and existing `expose`/`hostname`/`target`
-  annotations under the prefix are removed, so ExternalDNS leaves the public record alone.
+  annotations under the configured and both known prefixes are removed, so ExternalDNS
+  (any version) leaves the public record alone.
 - Anything else is removed only if tailwire wrote it: the keys it wrote are listed in the
   `tailwire.dev/dns-managed-annotations` marker on the object.
 
@@ -23,6 +24,7 @@ from tailwire.shared.events import cluster
 from tailwire.shared.k8s import labels
 
 DEFAULT_PREFIX = "external-dns.alpha.kubernetes.io/"
+NEW_PREFIX = "external-dns.kubernetes.io/"  # ExternalDNS 0.22+
 EXPOSE = "expose"
 TARGET = "target"
 HOSTNAME = "hostname"
@@ -96,7 +98,9 @@ def route_patch(
     split = is_split_horizon(route, split_hostnames=split_hostnames)
     public = _flag(route.meta, labels.PUBLIC)
     desired = {prefix + EXPOSE: "true"} if attached and public and not split else {}
-    forbidden = [prefix + key for key in _SPLIT_FORBIDDEN] if split else []
+    # Whichever ExternalDNS version reads the route, it must not publish a split-horizon name.
+    prefixes = {prefix, DEFAULT_PREFIX, NEW_PREFIX}
+    forbidden = [p + key for p in sorted(prefixes) for key in _SPLIT_FORBIDDEN] if split else []
     return _patch(kind="HTTPRoute", meta=route.meta, desired=desired, also_remove=forbidden)
 
 
