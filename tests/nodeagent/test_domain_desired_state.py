@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tailwire.services.nodeagent.domain import desiring, diffing, facts
-from tailwire.shared import ids
+from tailwire.shared import errors, ids
 from tailwire.shared.events import nodes
 
 LINK_RANGES = ("169.254.64.0/18", "fd7a:115c:a1e0:ab12:4843::/80")
@@ -186,3 +188,12 @@ def test_gateway_changes_and_stale_links() -> None:
     state = facts.NamespaceState(links={link.name: link, "tw0": foreign})
     assert diffing.stale_links(state, keep={"a"}) == [(link, "gone", "pod-gone")]
     assert diffing.stale_links(state, keep={"gone"}) == []
+
+
+def test_a_ts0_of_the_pods_own_is_never_replaced() -> None:
+    (desired,) = desired_member(member("a", 1))
+    own = facts.NamespaceState(
+        links={"ts0": facts.Link(name="ts0", index=3, kind="wireguard", mtu=1420, up=True)}
+    )
+    with pytest.raises(errors.DatapathError, match="did not create"):
+        diffing.diff_member(desired, gateway=facts.NamespaceState(), member=own)

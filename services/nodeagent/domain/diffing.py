@@ -10,6 +10,7 @@ import ipaddress
 from collections.abc import Iterable
 
 from tailwire.services.nodeagent.domain import desiring, facts
+from tailwire.shared import errors
 
 
 def _set_diff(
@@ -91,7 +92,10 @@ def _paired(gateway_link: facts.Link | None, member_link: facts.Link | None) -> 
 def diff_member(
     desired: desiring.MemberDesired, *, gateway: facts.NamespaceState, member: facts.NamespaceState
 ) -> list[facts.Change]:
-    """The writes that bring one member's veth, addresses, routes and rules to the plan."""
+    """The writes that bring one member's veth, addresses, routes and rules to the plan.
+
+    Raises DatapathError if the pod holds a `ts0` of its own (not a veth).
+    """
     if desired.refused is not None or desired.gateway_netns is None:
         return []
     gw_ns, pod_ns = desired.gateway_netns, desired.netns
@@ -113,7 +117,13 @@ def diff_member(
                 facts.SetLink(netns=pod_ns, name=facts.MEMBER_LINK, mtu=mtu, up=not pod_link.up)
             )
     else:
-        # Missing, half-made or paired with something else: rebuild both ends.
+        # Missing, half-made or paired with something else: rebuild both ends. A `ts0` that
+        # is no veth is the pod's own device: never ours to delete.
+        if pod_link is not None and pod_link.kind != "veth":
+            raise errors.DatapathError(
+                f"the pod already has a {facts.MEMBER_LINK} of kind {pod_link.kind or 'unknown'}"
+                " that tailwire did not create; refusing to replace it"
+            )
         if gw_link is not None:
             changes.append(facts.DeleteLink(netns=gw_ns, name=desired.link))
         if pod_link is not None:
