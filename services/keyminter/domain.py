@@ -13,11 +13,38 @@ import datetime
 import hashlib
 import random
 import re
+from typing import Protocol
 
 # Tailscale limits a key description to 50 characters of [A-Za-z0-9 _-].
 MAX_DESCRIPTION = 50
 MARKER_PREFIX = "tailwire"
 _HOSTNAME_SAFE = re.compile(r"[^a-z0-9-]")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class KeyOptions:
+    """What a key lets a device do besides its tags."""
+
+    reusable: bool
+    ephemeral: bool
+    preauthorized: bool
+
+    @classmethod
+    def of(cls, source: _HasOptions) -> KeyOptions:
+        return cls(
+            reusable=source.reusable,
+            ephemeral=source.ephemeral,
+            preauthorized=source.preauthorized,
+        )
+
+
+class _HasOptions(Protocol):
+    @property
+    def reusable(self) -> bool: ...
+    @property
+    def ephemeral(self) -> bool: ...
+    @property
+    def preauthorized(self) -> bool: ...
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -32,6 +59,8 @@ class StoredKey:
     has_key: bool = True
     # Every tag a key of this owner ever carried: its devices keep the tags they joined with.
     tag_history: tuple[str, ...] = ()
+    # None: unknown (an older Secret); not a reason to mint again by itself.
+    options: KeyOptions | None = None
 
     def renew_at(self, *, fraction: float) -> datetime.datetime:
         """The moment `fraction` of the key's lifetime has passed."""
@@ -63,9 +92,13 @@ def is_reusable(
     tags: tuple[str, ...],
     now: datetime.datetime,
     fraction: float,
+    options: KeyOptions | None = None,
 ) -> bool:
-    """Whether the stored key serves the request as is: same tailnet and tags, not yet due."""
+    """Whether the stored key serves the request as is: same tailnet, tags and options, and
+    not yet due for renewal."""
     if stored is None or not stored.has_key:
+        return False
+    if options is not None and stored.options is not None and stored.options != options:
         return False
     if stored.tailnet != tailnet or tuple(sorted(stored.tags)) != tuple(sorted(tags)):
         return False

@@ -111,6 +111,7 @@ class Minter:
             tags=request.tags,
             now=self.clock.now(),
             fraction=self.policy.renewal_fraction,
+            options=domain.KeyOptions.of(request),
         ):
             assert stored is not None
             return _ready(request, tailnet=label, key_id=stored.key_id, stored=stored)

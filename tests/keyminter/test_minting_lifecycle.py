@@ -170,3 +170,15 @@ async def test_revocation_after_a_tag_change_still_finds_devices_with_the_old_ta
     revoked = await minter.revoke(helpers.key_request(owner, tags=("tag:k8s",), revoke=True))
     assert revoked.devices_removed == ("tailwire-payments-node-a",)
     assert control_api.devices == {}
+
+
+async def test_changed_key_options_mint_a_new_key(
+    make_minter: MinterFactory, control_api: controlapi.FakeControlAPI, kube: kubeapi.KubeAPI
+) -> None:
+    request = helpers.key_request(helpers.egress_group(kube))
+    minter = make_minter()
+    first = await minter.ensure_key(request)
+    ephemeral = await minter.ensure_key(request.model_copy(update={"ephemeral": True}))
+    assert ephemeral.key_id != first.key_id
+    assert control_api.keys[ephemeral.key_id].ephemeral
+    assert helpers.valid_keys(control_api) == [ephemeral.key_id]

@@ -115,7 +115,19 @@ def _stored_from(
         expires_at=expires,
         has_key=bool((data or {}).get(names.AUTHKEY_SECRET_KEY)),
         tag_history=tuple(t for t in annotations.get(TAG_HISTORY, "").split(",") if t),
+        options=_options(annotations.get(KEY_REQUEST)),
     )
+
+
+def _options(raw_request: str | None) -> domain.KeyOptions | None:
+    """The key's capabilities, from the request it answered (None if unreadable)."""
+    if not raw_request:
+        return None
+    try:
+        request = keys.KeyRequest.model_validate_json(raw_request)
+    except ValidationError:
+        return None
+    return domain.KeyOptions.of(request)
 
 
 def _claim_from(annotations: dict[str, str]) -> Claim | None:
