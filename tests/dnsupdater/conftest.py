@@ -136,10 +136,6 @@ async def settle(wired: app.Wired) -> None:
     await asyncio.wait_for(wired.reconciler.wait_for_pass(after=wired.reconciler.passes), 5)
 
 
-# The Kubernetes fixtures, until tests/conftest.py loads tests.fixtures.kube for everyone.
-from tests.fixtures.kube import kube_emulator  # noqa: E402, F401
-
-
 async def until(wired: app.Wired, condition: Callable[[], bool], *, within: float = 5.0) -> None:
     """Until `condition` holds, re-checked after every reconcile pass (bounded)."""
     assert wired.reconciler is not None
