@@ -6,7 +6,8 @@ nodeagent: `plan_consumer(node)`, filtered to `subjects.node_plan(node)`, and
 on start, so the agent begins from the latest plan and the latest config of every group
 (the stream keeps the last message per subject). Configs of groups the node does not host
 are remembered, not applied; when a plan makes the node host a group, its remembered config
-is applied then. Plans older than the one applied are ignored. A plan that failed for some
+is applied then, and the last ack is re-published with the gateway's new config hash.
+Plans older than the one applied are ignored. A plan that failed for some
 pod is re-applied every `retry_interval` seconds until it converges. Malformed messages are
 dead-lettered by the bus middleware; nothing here touches the kernel directly.
 """
@@ -22,7 +23,7 @@ from faststream.nats import NatsBroker, NatsRouter, PullSub
 
 from tailwire.services.nodeagent import reconciling
 from tailwire.shared import bus, errors, permissions, subjects
-from tailwire.shared.events import gateways, nodes
+from tailwire.shared.events import base, gateways, nodes
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ class Wiring:
         self.hosted = {g.group for g in plan.gateways}
         for group in sorted(newly):
             if group in self.configs:
-                self.agent.apply_config_soon(self.configs[group])
+                self.agent.apply_config_soon(self.configs[group], then=self.restate_ack)
 
     async def publish_ack(self, ack: nodes.NodeAck) -> None:
         if self.agent.options.dry_run or self.broker is None:
@@ -117,7 +118,28 @@ class Wiring:
             return
         self.configs[config.group] = config
         if config.group in self.hosted:
-            self.agent.apply_config_soon(config)
+            self.agent.apply_config_soon(config, then=self.restate_ack)
+
+    async def restate_ack(self, config: gateways.GatewayConfig) -> None:
+        """Re-publish the last ack with the gateway's new config hash (same generation, no
+        netlink writes), so the renderer sees which config each gateway runs."""
+        ack = self.agent.last_ack
+        if ack is None or config.group not in {g.group for g in ack.gateways}:
+            return
+        restated = ack.model_copy(
+            update={
+                "gateways": tuple(
+                    g.model_copy(update={"config_hash": config.hash})
+                    if g.group == config.group
+                    else g
+                    for g in ack.gateways
+                ),
+                "applied_at": base.utcnow(),
+                "netlink_writes": 0,
+            }
+        )
+        self.agent.last_ack = restated
+        await self.publish_ack(restated)
 
     async def retry_failures(self) -> None:
         """Re-apply the last plan while some pod or gateway failed (its netns may appear)."""

@@ -288,8 +288,16 @@ class Agent:
         log.info("gateway %s reloaded config %s", config.group, config.hash)
         return calls
 
-    def apply_config_soon(self, config: gateways.GatewayConfig) -> asyncio.Task[None]:
-        """Apply in the background; a newer config of the same group supersedes an older one."""
+    def apply_config_soon(
+        self,
+        config: gateways.GatewayConfig,
+        *,
+        then: Callable[[gateways.GatewayConfig], Awaitable[None]] | None = None,
+    ) -> asyncio.Task[None]:
+        """Apply in the background; a newer config of the same group supersedes an older one.
+
+        `then` runs after the config is in place (the handlers re-state the ack with it).
+        """
         previous = self._reloads.pop(config.group, None)
         if previous is not None and not previous.done():
             previous.cancel()
@@ -299,6 +307,12 @@ class Agent:
                 await self.apply_config(config)
             except (errors.TailwireError, OSError) as exc:
                 log.error("gateway %s config %s not applied: %s", config.group, config.hash, exc)
+                return
+            if then is not None:
+                try:
+                    await then(config)
+                except errors.TailwireError as exc:
+                    log.warning("after gateway %s config %s: %s", config.group, config.hash, exc)
 
         task = asyncio.create_task(run(), name=f"tailwire-gateway-config-{config.group}")
         self._reloads[config.group] = task

@@ -111,6 +111,14 @@ async def test_latest_plan_is_applied_and_acked_and_configs_reloaded_once(
             assert "tw-absent" in (ack.gateways[0].error or "")
             await eventually(lambda: api.calls == 1)
 
+            async def next_ack() -> nodes.NodeAck:
+                return nodes.NodeAck.model_validate_json((await acks.next_msg(timeout=10)).data)
+
+            # Each reload re-states the ack of generation 2 with the config the gateway runs.
+            first_hash, second_hash = (config(group=GROUP, generation=g).hash for g in (1, 2))
+            assert [(a.generation, a.gateways[0].config_hash) for a in [await next_ack()]] == [
+                (2, first_hash)
+            ]
             await bus.publish(
                 producer,
                 config(group="elsewhere", generation=2),
@@ -119,12 +127,14 @@ async def test_latest_plan_is_applied_and_acked_and_configs_reloaded_once(
             await bus.publish(
                 producer, config(group=GROUP, generation=2), subject=subjects.gateway_config(GROUP)
             )
-            await eventually(lambda: api.calls == 2)
+            restated = await next_ack()
+            assert (restated.generation, restated.gateways[0].config_hash) == (2, second_hash)
+            assert api.calls == 2
             await bus.publish(
                 producer, plan(node=NODE, generation=3), subject=subjects.node_plan(NODE)
             )
-            third = nodes.NodeAck.model_validate_json((await acks.next_msg(timeout=10)).data)
-            assert third.generation == 3
+            third = await next_ack()
+            assert (third.generation, third.gateways[0].config_hash) == (3, second_hash)
         finally:
             await service.app.stop()
     assert api.calls == 2
