@@ -11,6 +11,8 @@ Must not: do I/O.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 from tailwire.services.renderer import domain
@@ -75,6 +77,7 @@ def render_one(
     *,
     snapshots: inputs.Snapshots,
     settings: inputs.Settings | None = None,
+    claimed: Mapping[rendering.ObjectKey, str] | None = None,
 ) -> tuple[domain.Rendered, rendering.Rendered]:
     result = rendering.render_snapshot(
         snapshot,
@@ -83,6 +86,7 @@ def render_one(
         tailnets=snapshots.tailnets,
         routes=snapshots.routes,
         settings=settings,
+        claimed=claimed,
     )
     status_document = {**status_reference(snapshot), "status": result.status.dump()}
     prune = (
@@ -101,8 +105,23 @@ def render_one(
     )
 
 
+def _as_route(manifest: dict[str, Any]) -> cluster.HTTPRouteSnapshot:
+    meta = manifest["metadata"]
+    return cluster.HTTPRouteSnapshot(
+        meta=cluster.Meta(
+            uid=f"rendered/{meta['namespace']}/{meta['name']}",
+            namespace=meta["namespace"],
+            name=meta["name"],
+            labels=meta["labels"],
+        ),
+        hostnames=tuple(manifest["spec"].get("hostnames") or ()),
+    )
+
+
 def render_ingress(source: domain.RenderInput, /) -> domain.Rendered:
-    """Every TailscaleGateway in the view, in namespace/name order."""
+    """Every TailscaleGateway in the view, in namespace/name order. A gateway sees the routes
+    and objects of the gateways before it, so two of them never render the same hostname or
+    the same object (the earlier one keeps it, the later one reports it), offline too."""
     snapshots = snapshots_of(source)
     gateways = sorted(
         (
@@ -112,4 +131,15 @@ def render_ingress(source: domain.RenderInput, /) -> domain.Rendered:
         ),
         key=lambda g: (g.meta.namespace or "", g.meta.name),
     )
-    return domain.combine([render_one(g, snapshots=snapshots)[0] for g in gateways])
+    claimed: dict[rendering.ObjectKey, str] = {}
+    results = []
+    for snapshot in gateways:
+        result, _ = render_one(snapshot, snapshots=snapshots, claimed=claimed)
+        results.append(result)
+        owner = f"TailscaleGateway {snapshot.meta.namespace}/{snapshot.meta.name}"
+        for manifest in result.manifests:
+            claimed.setdefault(rendering.object_key(manifest), owner)
+        rendered_routes = [_as_route(m) for m in result.manifests if m["kind"] == "HTTPRoute"]
+        if rendered_routes:
+            snapshots = dataclasses.replace(snapshots, routes=(*snapshots.routes, *rendered_routes))
+    return domain.combine(results)

@@ -10,7 +10,7 @@ Pure: the renderer's handlers and adapters (or `tailwire render`) do the I/O.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tailwire.services.renderer.ingress import (
@@ -26,6 +26,8 @@ from tailwire.shared.events import cluster
 from tailwire.shared.resources import loading, tailscalegateway
 
 Manifest = dict[str, Any]
+ObjectKey = tuple[str, str, str, str]
+_STACK_KINDS = {"GatewayClass", "EnvoyProxy", "Certificate", "Gateway", "Service"}
 # Apply order: what others refer to comes first.
 _KIND_ORDER = (
     "GatewayClass",
@@ -70,7 +72,10 @@ def render_gateway(
     tailnets: Iterable[cluster.TailscaleTailnetSnapshot],
     routes: Iterable[cluster.HTTPRouteSnapshot] = (),
     settings: inputs.Settings | None = None,
+    claimed: Mapping[ObjectKey, str] | None = None,
 ) -> Rendered:
+    """`claimed`: objects another TailscaleGateway already renders (key -> who); this one
+    leaves them alone and says so (two gateways managing one GatewayClass, say)."""
     settings = settings or inputs.Settings()
     snapshots = inputs.Snapshots.of(
         services=services, gateways=gateways, tailnets=tailnets, routes=routes
@@ -96,7 +101,21 @@ def render_gateway(
     invalid = [note for note in notes if note.category is findings.Category.INVALID]
     if invalid:
         return _invalid(generation=gateway.metadata.generation, problems=invalid, settings=settings)
-    manifests = sorted([*built.manifests, *generated.manifests, *mtls], key=_order)
+    manifests = []
+    for manifest in sorted([*built.manifests, *generated.manifests, *mtls], key=_order):
+        owner = (claimed or {}).get(object_key(manifest))
+        if owner is None:
+            manifests.append(manifest)
+            continue
+        meta = manifest["metadata"]
+        where = f"{meta['namespace']}/{meta['name']}" if meta.get("namespace") else meta["name"]
+        notes.append(
+            findings.finding(
+                category=findings.Category.CONFLICT,
+                field="spec.stack" if manifest["kind"] in _STACK_KINDS else "spec",
+                message=f"{manifest['kind']} {where} is already rendered by {owner}; left to it",
+            )
+        )
     return Rendered(
         manifests=tuple(manifests),
         status=status.build_status(
@@ -109,6 +128,12 @@ def render_gateway(
         ),
         problems=tuple(notes),
     )
+
+
+def object_key(manifest: Manifest) -> ObjectKey:
+    """(apiVersion, kind, namespace or "", name): the identity of an applied object."""
+    meta = manifest["metadata"]
+    return (manifest["apiVersion"], manifest["kind"], meta.get("namespace") or "", meta["name"])
 
 
 def _render_routes(
@@ -128,6 +153,7 @@ def render_snapshot(
     tailnets: Iterable[cluster.TailscaleTailnetSnapshot],
     routes: Iterable[cluster.HTTPRouteSnapshot] = (),
     settings: inputs.Settings | None = None,
+    claimed: Mapping[ObjectKey, str] | None = None,
 ) -> Rendered:
     """Validate the raw spec of a snapshot, then render it; an invalid spec renders nothing
     and its status names every field."""
@@ -151,6 +177,7 @@ def render_snapshot(
             tailnets=tailnets,
             routes=routes,
             settings=settings,
+            claimed=claimed,
         )
     problems = [
         findings.finding(category=findings.Category.INVALID, field=p.field, message=p.message)

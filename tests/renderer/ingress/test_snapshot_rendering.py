@@ -74,3 +74,36 @@ def test_the_computation_prunes_nothing_for_an_invalid_gateway() -> None:
     assert result.prune == ()
     (status_document,) = result.documents
     assert "spec.tailnets" in status_document["status"]["conditions"][0]["message"]
+
+
+def test_two_gateways_never_render_the_same_object_or_hostname() -> None:
+    stack = {"wildcardDomain": "example.com", "issuerRef": {"name": "le"}}
+    first = _snapshot(
+        support.spec(support.tailnet_entry("a", host="{service}.example.com"), stack=stack)
+    )
+    second = cluster.TailscaleGatewaySnapshot(
+        meta=cluster.Meta(uid="u2", namespace="apps", name="other", generation=1),
+        api_version="gateway.tailscale.com/v1alpha1",
+        spec=support.spec(support.tailnet_entry("a", host="{service}.example.com"), stack=stack),
+    )
+    snaps = support.snapshots(support.service("api"), gateways=())
+    source = domain.RenderInput(
+        view=_view(second, first, *snaps.services, *snaps.tailnets),
+        cluster_cidrs=(),
+        gateway_namespace="tailwire-system",
+    )
+    result = computation.render_ingress(source)
+    keys = [rendering.object_key(m) for m in result.manifests]
+    assert len(keys) == len(set(keys))
+    hosts = [m["spec"]["hostnames"][0] for m in result.manifests if m["kind"] == "HTTPRoute"]
+    assert hosts == ["api.example.com"]
+    owners = {m["metadata"]["labels"]["tailwire.dev/owner-name"] for m in result.manifests}
+    assert owners == {"gw"}  # apps/gw sorts first and keeps everything
+    statuses = {d["metadata"]["name"]: d["status"] for d in result.documents}
+    degraded = {c["type"]: c for c in statuses["other"]["conditions"]}["Degraded"]
+    assert degraded["reason"] == "PriorityConflict"
+    assert (
+        "GatewayClass tailscale is already rendered by TailscaleGateway apps/gw"
+        in (degraded["message"])
+    )
+    assert "api.example.com is already served by HTTPRoute apps/gw-a-api" in degraded["message"]
