@@ -19,7 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from faststream.middlewares import AckPolicy
-from faststream.nats import NatsRouter, PullSub
+from faststream.nats import ConsumerConfig, NatsRouter, PullSub
 from faststream.nats.annotations import NatsBroker, NatsMessage
 from opentelemetry import trace
 
@@ -33,6 +33,7 @@ Publish = Callable[[base.Event, str, str], Awaitable[None]]
 
 # Redelivery delay when nothing better is known (seconds).
 DEFAULT_REDELIVERY = 30.0
+ACK_WAIT_SECONDS = 600.0
 
 
 def owner_ref(owner: base.OwnerRef) -> subjects.ObjectRef:
@@ -177,6 +178,9 @@ def build_router(*, work: KeyWork, durable: str) -> NatsRouter:
         subjects.keys_filter("request"),
         stream=bus.stream(bus.WORK_STREAM),
         durable=durable,
+        # In-process backoff may honour several Retry-Afters (each up to the cap): the
+        # server must not redeliver while the first delivery is still being worked on.
+        config=ConsumerConfig(ack_wait=ACK_WAIT_SECONDS),
         pull_sub=PullSub(batch_size=1, timeout=1.0),
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )

@@ -14,7 +14,7 @@ from nats.aio.client import Client
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tailwire.services.keyminter import configuration
+from tailwire.services.keyminter import configuration, handlers
 from tailwire.shared import bus, settings, subjects
 from tailwire.shared.events import deadletter, keys
 from tailwire.testing import controlapi, kubeapi
@@ -224,6 +224,11 @@ async def test_restart_resumes_the_durable_consumer_with_one_key_per_owner(
         async with asyncio.timeout(15):
             await tap.wait_for(subjects.keys_ready(billing_subject))
             await _consumer_idle(nats_client)  # both waiting requests handled and acked
+    info = await nats_client.jetstream().consumer_info(
+        bus.WORK_STREAM, configuration.KeyminterSettings().durable
+    )
+    assert info.config.durable_name == configuration.KeyminterSettings().durable
+    assert info.config.ack_wait == handlers.ACK_WAIT_SECONDS
     # Exactly two keys: the restarted keyminter reused the first owner's key.
     assert len(helpers.valid_keys(control_api)) == 2
     assert len(control_api.requests.matching(method="POST", route="*/keys")) == 2
