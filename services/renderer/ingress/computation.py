@@ -2,11 +2,12 @@
 
 Reads TailscaleGateways, TailscaleTailnets, Services, Gateways and HTTPRoutes from the
 cluster view and returns, for every TailscaleGateway: its manifests, the prune scopes of the
-objects it owns (by owner label; none for an invalid spec, so a typo never tears a stack
-down) and its status, both as a document (`tailwire render`) and as a status patch (the running
-renderer). No wall clock goes into the status: an unchanged cluster gives an unchanged status,
-so the renderer writes nothing. Both `tailwire render` and the running renderer use it.
-Must not: do I/O.
+objects it owns by owner label (none for an invalid spec, so a typo never tears a stack
+down), and its status both as a document (`tailwire render`) and as a status patch (the
+running renderer); plus the prune scopes of deleted TailscaleGateways whose objects are
+still around. No wall clock goes into the status: an unchanged cluster gives an unchanged
+status, so the renderer writes nothing. Both `tailwire render` and the running renderer use
+it. Must not: do I/O.
 """
 
 from __future__ import annotations
@@ -142,4 +143,24 @@ def render_ingress(source: domain.RenderInput, /) -> domain.Rendered:
         rendered_routes = [_as_route(m) for m in result.manifests if m["kind"] == "HTTPRoute"]
         if rendered_routes:
             snapshots = dataclasses.replace(snapshots, routes=(*snapshots.routes, *rendered_routes))
+    results.append(domain.Rendered(prune=_orphan_scopes(source, gateways=gateways)))
     return domain.combine(results)
+
+
+def _orphan_scopes(
+    source: domain.RenderInput, *, gateways: list[cluster.TailscaleGatewaySnapshot]
+) -> tuple[domain.PruneScope, ...]:
+    """Prune scopes of TailscaleGateways that are gone but whose objects are still mirrored
+    (routes, Services, Gateways carry the owner labels): a deleted gateway's stack goes too."""
+    present = {(g.meta.namespace or "default", naming.short(g.meta.name)) for g in gateways}
+    orphans: set[tuple[str, str]] = set()
+    for kind in (subjects.Kind.HTTPROUTE, subjects.Kind.SERVICE, subjects.Kind.GATEWAY):
+        for item in source.view.of_kind(kind):
+            owner = naming.owner_key(item.meta.labels)
+            if owner is not None and owner not in present:
+                orphans.add(owner)
+    return tuple(
+        scope
+        for namespace, name in sorted(orphans)
+        for scope in prune_scopes(namespace=namespace, name=name)
+    )

@@ -107,3 +107,27 @@ def test_two_gateways_never_render_the_same_object_or_hostname() -> None:
         in (degraded["message"])
     )
     assert "api.example.com is already served by HTTPRoute apps/gw-a-api" in degraded["message"]
+
+
+def test_a_deleted_gateways_objects_get_prune_scopes() -> None:
+    left_over = cluster.HTTPRouteSnapshot(
+        meta=cluster.Meta(
+            uid="r",
+            namespace="apps",
+            name="gone-a-api",
+            labels={
+                "app.kubernetes.io/managed-by": "tailwire",
+                "tailwire.dev/owner-kind": "TailscaleGateway",
+                "tailwire.dev/owner-name": "gone",
+                "tailwire.dev/owner-namespace": "apps",
+            },
+        ),
+        hostnames=("api.example.com",),
+    )
+    source = domain.RenderInput(
+        view=_view(left_over), cluster_cidrs=(), gateway_namespace="tailwire-system"
+    )
+    result = computation.render_ingress(source)
+    assert result.manifests == ()
+    assert {s.labels["tailwire.dev/owner-name"] for s in result.prune} == {"gone"}
+    assert "HTTPRoute" in {s.kind for s in result.prune}
