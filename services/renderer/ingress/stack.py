@@ -34,6 +34,8 @@ class Target:
     egress_section: str | None = None
     listener_count: int = 0
     exists: bool = True
+    # The Gateway's `Programmed` condition as last mirrored (None: unknown or not yet reported).
+    programmed: bool | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -149,6 +151,7 @@ def render_stack(
             ingress_section=HTTPS_LISTENER if HTTPS_LISTENER in names else HTTP_LISTENER,
             egress_section=HTTP_LISTENER if HTTP_LISTENER in names else None,
             listener_count=len(listeners),
+            programmed=existing.programmed if existing is not None else None,
         )
     else:
         target = _target_of(namespace=namespace, name=ref.name, existing=existing)
@@ -194,6 +197,7 @@ def _target_of(*, namespace: str, name: str, existing: Any) -> Target:
         name=name,
         managed=_ours(existing.meta.labels),
         listener_count=len(existing.listeners),
+        programmed=existing.programmed,
     )
 
 

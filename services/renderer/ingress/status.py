@@ -127,6 +127,16 @@ def build_status(
             generation=gateway.metadata.generation,
             settings=settings,
         )
+    elif target.programmed is False:
+        ready = _condition(
+            type_=conditions.Type.READY,
+            status=False,
+            reason=conditions.Reason.PENDING,
+            message=f"Gateway {target.namespace}/{target.name} is not Programmed (its controller "
+            f"has not accepted it yet); {route_count} route(s) rendered",
+            generation=gateway.metadata.generation,
+            settings=settings,
+        )
     else:
         how = "managed by tailwire" if target.managed else "referenced"
         message = (

@@ -152,3 +152,13 @@ def test_a_services_dns_policy_flags_travel_to_its_route_for_the_dnsupdater() ->
     }
     assert routes["docs.example.com"]["annotations"] == {"tailwire.dev/split-horizon": "true"}
     assert "annotations" not in routes["api.example.com"]
+
+
+def test_a_gateway_its_controller_has_not_programmed_keeps_ready_false() -> None:
+    gateway = support.edge_gateway().model_copy(update={"programmed": False})
+    gw = support.gateway(support.spec(support.tailnet_entry("a", host="{service}.example.com")))
+    rendered = support.render(gw, support.snapshots(support.service("api"), gateways=(gateway,)))
+    ready = support.condition(rendered, "Ready")
+    assert (ready.status, ready.reason) == ("False", "Pending")
+    assert "is not Programmed" in ready.message
+    assert len(support.of_kind(rendered, "HTTPRoute")) == 1
