@@ -121,3 +121,37 @@ async def test_a_failing_pod_does_not_block_the_others(
     assert not results["uid-twin"].ok
     assert "collides with pod uid-a" in (results["uid-twin"].error or "")
     assert topology.factory.ping(netns=good, address=topology.peer.peer_ipv4)
+
+
+async def test_a_pod_moving_to_another_group_is_rewired_to_the_new_gateway(
+    topology: nodeagent.Topology, tmp_path: Path
+) -> None:
+    f = topology.factory
+    other_gateway = f.create()
+    other_peer = f.tailnet_peer(
+        gateway=other_gateway, peer_ipv4="100.100.0.12", peer_ipv6="fd7a:115c:a1e0::12"
+    )
+    pod = topology.pod(index=1)
+    member = nodeagent.member(uid="uid-a", pod=pod, index=1)
+    agent = nodeagent.make_agent(tmp_path)
+    await agent.apply_plan(nodeagent.plan(topology, member))
+
+    two_gateways = nodeagent.plan(
+        topology, member.model_copy(update={"group": "other"}), generation=2
+    )
+    two_gateways = two_gateways.model_copy(
+        update={
+            "gateways": (
+                *two_gateways.gateways,
+                two_gateways.gateways[0].model_copy(
+                    update={"group": "other", "netns": other_gateway}
+                ),
+            )
+        }
+    )
+    ack = await agent.apply_plan(two_gateways)
+    assert [(p.ok, p.error) for p in ack.pods] == [(True, None)]
+    assert ack.removed == ()
+    assert "tailwire pod=" not in f.run(["ip", "-o", "link"], netns=topology.gateway).stdout
+    assert "tailwire pod=uid-a" in f.run(["ip", "-o", "link"], netns=other_gateway).stdout
+    assert f.ping(netns=pod, address=other_peer.peer_ipv4)
