@@ -152,6 +152,7 @@ def render_stack(
             egress_section=HTTP_LISTENER if HTTP_LISTENER in names else None,
             listener_count=len(listeners),
             programmed=existing.programmed if existing is not None else None,
+            exists=existing is not None,
         )
     else:
         target = _target_of(namespace=namespace, name=ref.name, existing=existing)

@@ -127,6 +127,17 @@ def build_status(
             generation=gateway.metadata.generation,
             settings=settings,
         )
+    elif target.managed and not target.exists:
+        ready = _condition(
+            type_=conditions.Type.READY,
+            status=False,
+            reason=conditions.Reason.PENDING,
+            message=f"Gateway {target.namespace}/{target.name} (managed by tailwire) is rendered; "
+            f"waiting for it to exist and be Programmed; {route_count} route(s) for "
+            f"{len(served)} Service(s)",
+            generation=gateway.metadata.generation,
+            settings=settings,
+        )
     elif target.programmed is False:
         ready = _condition(
             type_=conditions.Type.READY,

@@ -43,7 +43,21 @@ def test_every_part_is_managed_by_default_and_routes_use_the_https_listener() ->
     assert route["spec"]["parentRefs"][0]["sectionName"] == "https"
     (gateway,) = support.of_kind(rendered, "Gateway")
     assert [listener["name"] for listener in gateway["spec"]["listeners"]] == ["https"]
-    assert support.condition(rendered, "Ready").status == "True"
+    ready = support.condition(rendered, "Ready")
+    assert (ready.status, ready.reason) == ("False", "Pending")
+    assert "waiting for it to exist" in ready.message
+    # Once the applied Gateway is mirrored back and Programmed, the gateway is Ready.
+    applied = cluster.GatewaySnapshot(
+        meta=cluster.Meta(
+            uid="g", namespace="gateways", name="edge", labels=gateway["metadata"]["labels"]
+        ),
+        gateway_class_name="tailscale",
+        listeners=(cluster.Listener(name="https", port=443, protocol="HTTPS"),),
+        programmed=True,
+    )
+    again = support.render(_gw(), support.snapshots(support.service("api"), gateways=(applied,)))
+    assert again.manifests == rendered.manifests
+    assert support.condition(again, "Ready").status == "True"
 
 
 def test_unmanaged_parts_are_referenced_not_generated() -> None:
