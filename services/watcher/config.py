@@ -38,7 +38,7 @@ class WatcherSettings(BaseSettings):
     # How often a resource whose CRD is not installed is looked for again (seconds).
     watch_missing_crd_retry: float = Field(default=60.0, gt=0)
     # Publishes awaiting their JetStream ack at once, per resource (never two per subject).
-    watch_publish_window: int = Field(default=64, ge=1, le=4096)
+    watch_publish_window: int = Field(default=16, ge=1, le=4096)
     # Page size of the list calls.
     watch_list_page_size: int = Field(default=500, ge=1)
 
