@@ -108,7 +108,7 @@ def create(
 
     service_runtime = runtime.build_app(
         service=subjects.Service.KEYMINTER,
-        routers=[handlers.build_router(work=work, durable=km.durable)],
+        routers=[handlers.build_router(work=work, durable=km.durable, workers=km.workers)],
         bus_settings=bus_settings,
         tracer_provider=tracer_provider,
         on_startup=[announce],

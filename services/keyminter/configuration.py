@@ -34,5 +34,7 @@ class KeyminterSettings(BaseSettings):
     # Per-tailnet limit on control-API calls: average per second and burst.
     rate_per_second: float = Field(default=2.0, gt=0)
     rate_burst: int = Field(default=10, ge=1)
+    # Requests handled at once (different owners; one owner's are serialised).
+    workers: int = Field(default=8, ge=1, le=64)
     # JetStream durable consumer name of the key requests (restarts resume from it).
     durable: str = "tailwire-keyminter-requests"

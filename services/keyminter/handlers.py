@@ -170,8 +170,9 @@ async def publish_ready(broker: NatsBroker, ready: keys.KeyReady) -> None:
     )
 
 
-def build_router(*, work: KeyWork, durable: str) -> NatsRouter:
-    """The subscriber of `tailwire.v1.keys.request.>` on a durable pull consumer."""
+def build_router(*, work: KeyWork, durable: str, workers: int = 1) -> NatsRouter:
+    """The subscriber of `tailwire.v1.keys.request.>` on a durable pull consumer, handling
+    up to `workers` requests at once (one owner's are still serialised by the minter)."""
     router = NatsRouter()
 
     @router.subscriber(
@@ -182,6 +183,7 @@ def build_router(*, work: KeyWork, durable: str) -> NatsRouter:
         # server must not redeliver while the first delivery is still being worked on.
         config=ConsumerConfig(ack_wait=ACK_WAIT_SECONDS),
         pull_sub=PullSub(batch_size=1, timeout=1.0),
+        max_workers=workers,
         ack_policy=AckPolicy.NACK_ON_ERROR,
     )
     async def on_key_request(

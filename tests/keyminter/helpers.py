@@ -16,7 +16,7 @@ from tailwire.services.keyminter.adapters import tailnets
 from tailwire.shared import runtime, settings
 from tailwire.shared.events import base, keys
 from tailwire.shared.k8s import names
-from tailwire.shared.resources import egressgroup
+from tailwire.shared.resources import egressgroup, tailscaletailnet
 from tailwire.testing import controlapi, kubeapi
 
 NAMESPACE = "tailwire-system"
@@ -136,3 +136,26 @@ class BusTap:
                 return found[:count]
             self._arrived.clear()
             await self._arrived.wait()
+
+
+def tailnet_resource(
+    kube: kubeapi.KubeAPI, *, name: str, spec: dict[str, object], secret: dict[str, str] | None
+) -> None:
+    """A TailscaleTailnet `name` and, unless None, its credentials Secret `<name>-creds`."""
+    kube.create(
+        {
+            "apiVersion": tailscaletailnet.API_VERSION,
+            "kind": tailscaletailnet.KIND,
+            "metadata": {"name": name},
+            "spec": {"oauthSecretName": f"{name}-creds", **spec},
+        }
+    )
+    if secret is not None:
+        kube.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": f"{name}-creds", "namespace": NAMESPACE},
+                "data": {k: base64.b64encode(v.encode()).decode() for k, v in secret.items()},
+            }
+        )

@@ -3,45 +3,20 @@ Headscale chosen per tailnet, and a clear error when something is missing."""
 
 from __future__ import annotations
 
-import base64
-
 import pytest
 
 from tailwire.shared import errors
-from tailwire.shared.resources import tailscaletailnet
 from tailwire.testing import controlapi, kubeapi
 
 from . import helpers
 from .conftest import MinterFactory
 
 
-def _tailnet(
-    kube: kubeapi.KubeAPI, *, name: str, spec: dict[str, object], secret: dict[str, str] | None
-) -> None:
-    kube.create(
-        {
-            "apiVersion": tailscaletailnet.API_VERSION,
-            "kind": tailscaletailnet.KIND,
-            "metadata": {"name": name},
-            "spec": {"oauthSecretName": f"{name}-creds", **spec},
-        }
-    )
-    if secret is not None:
-        kube.create(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": f"{name}-creds", "namespace": helpers.NAMESPACE},
-                "data": {k: base64.b64encode(v.encode()).decode() for k, v in secret.items()},
-            }
-        )
-
-
 async def test_headscale_tailnet_mints_a_tagged_preauth_key_and_revokes_its_nodes(
     make_minter: MinterFactory, control_api: controlapi.FakeControlAPI, kube: kubeapi.KubeAPI
 ) -> None:
     api_key = control_api.add_headscale_api_key()
-    _tailnet(
+    helpers.tailnet_resource(
         kube,
         name="home",
         spec={"backend": "headscale", "apiURL": control_api.url, "headscale": {"user": "ops"}},
@@ -73,7 +48,7 @@ async def test_named_tailscale_tailnet_uses_its_own_oauth_client(
     make_minter: MinterFactory, control_api: controlapi.FakeControlAPI, kube: kubeapi.KubeAPI
 ) -> None:
     oauth = control_api.add_oauth_client(scopes=helpers.SCOPES, tags=["tag:lab"])
-    _tailnet(
+    helpers.tailnet_resource(
         kube,
         name="lab",
         spec={"tailnet": "example.com", "apiURL": control_api.url, "tags": ["tag:lab"]},
@@ -98,7 +73,7 @@ async def test_missing_tailnet_credentials_name_what_is_missing(
     secret: dict[str, str] | None,
     message: str,
 ) -> None:
-    _tailnet(kube, name="lab", spec={"apiURL": control_api.url}, secret=secret)
+    helpers.tailnet_resource(kube, name="lab", spec={"apiURL": control_api.url}, secret=secret)
     request = helpers.key_request(helpers.egress_group(kube), tailnet="lab")
     with pytest.raises(errors.ConfigurationError, match=message):
         await make_minter().ensure_key(request)
