@@ -19,7 +19,8 @@ from typing import Any
 from tailwire.services.renderer import domain
 from tailwire.services.renderer.ingress import inputs, naming, rendering
 from tailwire.shared import subjects
-from tailwire.shared.events import cluster
+from tailwire.shared.events import base, cluster
+from tailwire.shared.events import status as status_events
 from tailwire.shared.k8s import labels
 from tailwire.shared.resources import tailscalegateway
 
@@ -104,6 +105,46 @@ def render_one(
         ),
         result,
     )
+
+
+def summary_of(
+    snapshot: cluster.TailscaleGatewaySnapshot, *, rendered: rendering.Rendered
+) -> tuple[str, status_events.StatusSummary]:
+    """The status summary for `tailwire.v1.status.tailscalegateway.<ns>.<name>` and its
+    subject: conditions plus the counts an integration wants without the Kubernetes API."""
+    st = rendered.status
+    ready = any(c.type == "Ready" and c.status == "True" for c in st.conditions)
+    summary = status_events.StatusSummary(
+        kind=str(subjects.Kind.TAILSCALEGATEWAY),
+        namespace=snapshot.meta.namespace,
+        name=snapshot.meta.name,
+        generation=snapshot.meta.generation,
+        observed_generation=st.observed_generation,
+        ready=ready,
+        conditions=tuple(
+            base.Condition(
+                type=c.type,
+                status=c.status,
+                reason=c.reason,
+                message=c.message,
+                observed_generation=c.observed_generation,
+                last_transition_time=c.last_transition_time,
+            )
+            for c in st.conditions
+        ),
+        details={
+            "routeCount": st.gateway_info.route_count if st.gateway_info else 0,
+            "listenerCount": st.gateway_info.listener_count if st.gateway_info else 0,
+            "hostnames": sorted(
+                h
+                for m in rendered.manifests
+                if m["kind"] == "HTTPRoute"
+                for h in m["spec"]["hostnames"]
+            ),
+            "tailnets": {t.name: t.status for t in st.tailnets},
+        },
+    )
+    return subjects.status(snapshot.ref), summary
 
 
 def _as_route(manifest: dict[str, Any]) -> cluster.HTTPRouteSnapshot:

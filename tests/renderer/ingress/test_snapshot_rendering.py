@@ -131,3 +131,14 @@ def test_a_deleted_gateways_objects_get_prune_scopes() -> None:
     assert result.manifests == ()
     assert {s.labels["tailwire.dev/owner-name"] for s in result.prune} == {"gone"}
     assert "HTTPRoute" in {s.kind for s in result.prune}
+
+
+def test_a_status_summary_for_the_bus() -> None:
+    good = _snapshot(support.spec(support.tailnet_entry("a", host="{service}.example.com")))
+    snaps = support.snapshots(support.service("api"))
+    _, rendered = computation.render_one(good, snapshots=snaps)
+    subject, summary = computation.summary_of(good, rendered=rendered)
+    assert subject == "tailwire.v1.status.tailscalegateway.apps.gw"
+    assert summary.ready
+    assert summary.details["hostnames"] == ["api.example.com"]
+    assert [c.type for c in summary.conditions] == ["Ready", "TailnetsReady", "Degraded"]
