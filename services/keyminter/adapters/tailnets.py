@@ -10,6 +10,7 @@ their credentials are refused so a rotated Secret is picked up. Missing configur
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import random
@@ -73,6 +74,7 @@ class Tailnets:
         self._backends: dict[str | None, retrying.RetryingBackend] = {}
         self._limiters: dict[str | None, retrying.RateLimiter] = {}
         self._clients: list[httpx.AsyncClient] = []
+        self._building = asyncio.Lock()
 
     @property
     def default_configured(self) -> bool:
@@ -87,6 +89,13 @@ class Tailnets:
         cached = self._backends.get(name)
         if cached is not None:
             return cached
+        async with self._building:  # concurrent first requests build one backend, not two
+            cached = self._backends.get(name)
+            if cached is not None:
+                return cached
+            return await self._build(name)
+
+    async def _build(self, name: str | None) -> retrying.RetryingBackend:
         inner = self._default() if name is None else await self._named(name)
         limiter = self._limiters.get(name)
         if limiter is None:
