@@ -139,3 +139,22 @@ async def test_rate_limit_spaces_calls_to_one_tailnet(
         await minter.ensure_key(helpers.key_request(helpers.egress_group(kube, name=name)))
     # Each mint is two API calls (list, create): six calls, a burst of two, then 1/s.
     assert sum(sleeper.waits) == pytest.approx(4.0)
+
+
+async def test_access_token_is_cached_and_renewed_before_it_expires(
+    make_minter: MinterFactory,
+    control_api: controlapi.FakeControlAPI,
+    kube: kubeapi.KubeAPI,
+    clock: controlapi.FakeClock,
+) -> None:
+    token_route = "/api/v2/oauth/token"
+    minter = make_minter()
+    await minter.ensure_key(helpers.key_request(helpers.egress_group(kube, name="a")))
+    clock.advance(seconds=3000)  # the fake's tokens live 3600 s
+    await minter.ensure_key(helpers.key_request(helpers.egress_group(kube, name="b")))
+    assert len(control_api.requests.matching(route=token_route)) == 1
+    clock.advance(seconds=560)  # 40 s before expiry: inside the 60 s margin
+    await minter.ensure_key(helpers.key_request(helpers.egress_group(kube, name="c")))
+    assert len(control_api.requests.matching(route=token_route)) == 2
+    # Renewed ahead of time: the API never had to refuse an expired token.
+    assert not [r for r in control_api.requests if r.status == 401]
