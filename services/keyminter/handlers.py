@@ -1,7 +1,8 @@
 """The keyminter's subscribers: key request in -> minting -> `keys.ready`/`failed`/`revoked` out.
 
 Key requests arrive on TAILWIRE_WORK through a durable pull consumer, so a restarted
-keyminter resumes where it stopped and unacknowledged requests come back. Every outcome is
+keyminter resumes where it stopped and unacknowledged requests come back; several are
+handled at once (one owner's are serialised by the minter). Every outcome is
 a message: a good key -> `keys.ready`; deletion -> `keys.revoked`; a refusal retrying will
 not fix (credentials refused, tags not owned, nothing configured) -> `keys.failed` plus a
 dead letter, and the request is acknowledged (no retry storm); a transient failure that
