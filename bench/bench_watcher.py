@@ -19,6 +19,7 @@ Phases:
   restart        a new watcher recalls N snapshots from the bus and relists: publishes
                  nothing but one pod created after its watch opened (the sentinel)
 
+  recall_from_bus  reading the last snapshot of every pod subject back (what a restart does)
   publish_path_alone  the watcher's publish path in this process without the API, with a
                  window of 1, 16 (the default) and 64 publishes awaiting their acks
 
@@ -342,6 +343,12 @@ async def run(*, count: int, rate: float, limit: float, workdir: Path) -> dict[s
             finally:
                 stop(watcher)
             await http.aclose()
+            start = time.perf_counter()
+            recalled = await stream.read_last_snapshots(client, kind=subjects.Kind.POD)
+            results["recall_from_bus"] = {
+                "snapshots": len(recalled),
+                "seconds": round(time.perf_counter() - start, 3),
+            }
             await client.close()
             results["publish_path_alone"] = await publish_only(server.url, objects)
     return results

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
@@ -69,14 +68,6 @@ class Recorder:
             (m.snapshot.kind.value, m.snapshot.meta.name, m.snapshot.deleted)
             for m in self.since(mark)
         )
-
-
-@pytest.fixture
-async def kube_emulator(tmp_path: Path) -> AsyncIterator[kubeapi.KubeAPI]:
-    """The emulated API (as tests/fixtures/kube.py's; local so these tests need only
-    tailwire.testing, and it overrides the shared one with the same contract)."""
-    async with kubeapi.serve(kubeconfig_path=tmp_path / "kubeconfig") as api:
-        yield api
 
 
 @pytest.fixture
