@@ -78,14 +78,16 @@ def _eligible(service: cluster.ServiceSnapshot) -> bool:
     )
 
 
-def _web_port(service: cluster.ServiceSnapshot, *, any_tcp: bool) -> int | None:
+def _web_port(service: cluster.ServiceSnapshot, *, any_tcp: bool) -> cluster.ServicePort | None:
+    """The port named (or with appProtocol) http, else https, else with a selector the first
+    TCP port."""
     tcp = [port for port in service.ports if port.protocol == "TCP"]
     for wanted in _WEB_PORT_NAMES:
         for port in tcp:
             if port.name == wanted or port.app_protocol == wanted:
-                return port.port
+                return port
     if any_tcp and tcp:
-        return tcp[0].port
+        return tcp[0]
     return None
 
 
@@ -115,6 +117,16 @@ def candidates_of(
                 if selector is not None:
                     notes.append(_refused(index, "ingress", service, "has no TCP port"))
                 continue
+            if "https" in (port.name, port.app_protocol):
+                notes.append(
+                    findings.finding(
+                        category=findings.Category.NOT_ENFORCED,
+                        field=f"spec.tailnets[{index}].routeGeneration.ingress",
+                        message=f"Service {service.meta.namespace}/{service.meta.name}: only an "
+                        f"https port ({port.port}); Envoy speaks plain HTTP to it unless a "
+                        "BackendTLSPolicy says otherwise",
+                    )
+                )
             chosen.append(f"{service.meta.namespace}/{service.meta.name}")
             candidate = _candidate(
                 "ingress",
@@ -123,7 +135,7 @@ def candidates_of(
                 service=service,
                 host_pattern=ingress.host_pattern,
                 path_pattern=ingress.path_prefix,
-                port=port,
+                port=port.port,
             )
             if isinstance(candidate, Candidate):
                 candidate = dataclasses.replace(candidate, ingress=ingress)

@@ -132,3 +132,14 @@ def test_a_label_selector_picks_services_and_their_first_tcp_port() -> None:
     (route,) = support.of_kind(rendered, "HTTPRoute")
     assert route["spec"]["hostnames"] == ["db.example.com"]
     assert route["spec"]["rules"][0]["backendRefs"][0]["port"] == 5432
+
+
+def test_an_https_only_service_is_routed_with_a_note_about_backend_tls() -> None:
+    entry = support.tailnet_entry("a", host="{service}.example.com")
+    rendered = support.render(
+        support.gateway(support.spec(entry)),
+        support.snapshots(support.service("vault", port_name="https", port=8200)),
+    )
+    assert _hosts(rendered) == ["vault.example.com"]
+    (note,) = [p for p in rendered.problems if p.category is findings.Category.NOT_ENFORCED]
+    assert "BackendTLSPolicy" in note.message
