@@ -23,6 +23,8 @@ CERT_MANAGER_API = "cert-manager.io/v1"
 # Labels Envoy Gateway puts on the Envoy pods of a Gateway (the internal Service selects them).
 OWNING_GATEWAY_NAME = "gateway.envoyproxy.io/owning-gateway-name"
 OWNING_GATEWAY_NAMESPACE = "gateway.envoyproxy.io/owning-gateway-namespace"
+# The Tailscale operator tags a LoadBalancer Service's device with these (comma-separated).
+TAILSCALE_TAGS = "tailscale.com/tags"
 # Tailscale operator egress Services name their tailnet target with one of these.
 TAILNET_FQDN = "tailscale.com/tailnet-fqdn"
 TAILNET_IP = "tailscale.com/tailnet-ip"

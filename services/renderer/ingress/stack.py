@@ -14,9 +14,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import pydantic
+
 from tailwire.services.renderer.ingress import findings, inputs, naming, policies
 from tailwire.shared.k8s import labels
-from tailwire.shared.resources import tailscalegateway
+from tailwire.shared.resources import tailscalegateway, tailscaletailnet
 
 Manifest = dict[str, Any]
 HTTPS_LISTENER = "https"
@@ -88,7 +90,10 @@ def render_stack(
                 "apiVersion": naming.ENVOY_API,
                 "kind": "EnvoyProxy",
                 "metadata": meta(name=proxy_name, namespace=namespace),
-                "spec": {**_envoy_provider(gateway, stack=stack), **telemetry},
+                "spec": {
+                    **_envoy_provider(gateway, stack=stack, snapshots=snapshots),
+                    **telemetry,
+                },
             }
         )
     elif gateway.spec.observability is not None:
@@ -237,15 +242,39 @@ def _meta_factory(gateway: tailscalegateway.TailscaleGateway) -> _Meta:
     return _Meta(gateway)
 
 
+def device_tags(
+    gateway: tailscalegateway.TailscaleGateway, *, snapshots: inputs.Snapshots
+) -> list[str]:
+    """The tags of the Envoy Service's tailnet device: those of the highest-priority tailnet
+    whose TailscaleTailnet is known (the Tailscale operator puts the device on one tailnet)."""
+    ranked = sorted(enumerate(gateway.spec.tailnets), key=lambda it: (-it[1].priority, it[0]))
+    for _, tailnet in ranked:
+        snapshot = snapshots.tailnet(tailnet.tailscale_tailnet_ref.name)
+        if snapshot is None:
+            continue
+        try:
+            return list(tailscaletailnet.TailscaleTailnetSpec.model_validate(snapshot.spec).tags)
+        except pydantic.ValidationError:
+            continue
+    return []
+
+
 def _envoy_provider(
-    gateway: tailscalegateway.TailscaleGateway, *, stack: tailscalegateway.StackConfig
+    gateway: tailscalegateway.TailscaleGateway,
+    *,
+    stack: tailscalegateway.StackConfig,
+    snapshots: inputs.Snapshots,
 ) -> dict[str, Any]:
     hostname = stack.tailscale_hostname or naming.short(gateway.spec.gateway_ref.name)
+    annotations = {labels.TAILSCALE_HOSTNAME: hostname}
+    tags = device_tags(gateway, snapshots=snapshots)
+    if tags:
+        annotations[naming.TAILSCALE_TAGS] = ",".join(tags)
     kubernetes: dict[str, Any] = {
         "envoyService": {
             "type": "LoadBalancer",
             "loadBalancerClass": labels.TAILSCALE_LOAD_BALANCER_CLASS,
-            "annotations": {labels.TAILSCALE_HOSTNAME: hostname},
+            "annotations": annotations,
         }
     }
     if stack.envoy_replicas is not None:

@@ -87,7 +87,10 @@ def test_the_homelab_stack_is_complete() -> None:
     service = proxy["spec"]["provider"]["kubernetes"]["envoyService"]
     assert service["type"] == "LoadBalancer"
     assert service["loadBalancerClass"] == "tailscale"
-    assert service["annotations"] == {"tailscale.com/hostname": "gateway-envoy"}
+    assert service["annotations"] == {
+        "tailscale.com/hostname": "gateway-envoy",
+        "tailscale.com/tags": "tag:k8s",  # the homelab TailscaleTailnet's device tags
+    }
     (internal,) = support.of_kind(rendered, "Service")
     assert internal["metadata"] == {
         **internal["metadata"],
