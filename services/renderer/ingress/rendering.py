@@ -18,10 +18,12 @@ from tailwire.services.renderer.ingress import (
     inputs,
     naming,
     policies,
-    routes,
     stack,
     status,
 )
+
+# Aliased: `routes` is also the parameter carrying the existing HTTPRoutes.
+from tailwire.services.renderer.ingress import routes as route_generation
 from tailwire.shared.events import cluster
 from tailwire.shared.resources import loading, tailscalegateway
 
@@ -74,8 +76,11 @@ def render_gateway(
     settings: inputs.Settings | None = None,
     claimed: Mapping[ObjectKey, str] | None = None,
 ) -> Rendered:
-    """`claimed`: objects another TailscaleGateway already renders (key -> who); this one
-    leaves them alone and says so (two gateways managing one GatewayClass, say)."""
+    """Manifests, status and findings of one valid TailscaleGateway model.
+
+    `routes` are the existing HTTPRoutes (whose hostnames are respected); `claimed` the objects
+    another TailscaleGateway already renders (key -> who), which this one leaves alone and
+    reports (two gateways managing one GatewayClass, say)."""
     settings = settings or inputs.Settings()
     snapshots = inputs.Snapshots.of(
         services=services, gateways=gateways, tailnets=tailnets, routes=routes
@@ -87,7 +92,7 @@ def render_gateway(
     if invalid:
         return _invalid(generation=gateway.metadata.generation, problems=invalid, settings=settings)
     built = stack.render_stack(gateway, snapshots=snapshots)
-    generated = _render_routes(gateway, snapshots=snapshots, target=built.target)
+    generated = route_generation.render_routes(gateway, snapshots=snapshots, target=built.target)
     mtls, mtls_notes = policies.mtls_objects(
         gateway, gateway_namespace=built.target.namespace, gateway_name=built.target.name
     )
@@ -134,15 +139,6 @@ def object_key(manifest: Manifest) -> ObjectKey:
     """(apiVersion, kind, namespace or "", name): the identity of an applied object."""
     meta = manifest["metadata"]
     return (manifest["apiVersion"], manifest["kind"], meta.get("namespace") or "", meta["name"])
-
-
-def _render_routes(
-    gateway: tailscalegateway.TailscaleGateway,
-    *,
-    snapshots: inputs.Snapshots,
-    target: stack.Target,
-) -> routes.Routes:
-    return routes.render_routes(gateway, snapshots=snapshots, target=target)
 
 
 def render_snapshot(
