@@ -23,6 +23,13 @@ _STRATEGY = {
 # Jaeger's collector speaks OTLP/gRPC on 4317; its 14268 port is Thrift, which Envoy lacks.
 _OTLP_GRPC_PORT = 4317
 _JAEGER_THRIFT_PORT = 14268
+# Envoy's own default access-log line.
+ACCESS_LOG_FORMAT = (
+    '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" '
+    "%RESPONSE_CODE% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% "
+    '"%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" "%REQ(X-REQUEST-ID)%" '
+    '"%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%"\n'
+)
 # Envoy Gateway serves the proxies' Prometheus metrics on this fixed port.
 ENVOY_METRICS_PORT = 19001
 
@@ -185,7 +192,8 @@ def envoy_telemetry(
             telemetry["accessLog"] = {
                 "settings": [
                     {
-                        "format": {"type": "Text"},
+                        # Envoy Gateway requires `text` with type Text (CEL rule of the CRD).
+                        "format": {"type": "Text", "text": ACCESS_LOG_FORMAT},
                         "sinks": [{"type": "File", "file": {"path": "/dev/stdout"}}],
                     }
                 ]
