@@ -8,6 +8,7 @@ import logging
 import socket
 from pathlib import Path
 
+import kmock
 import pytest
 
 from tailwire.services.watcher import config
@@ -105,3 +106,42 @@ async def test_missing_kubeconfig_is_retried_not_a_crash(
             fake_sleep.advance()
             await conftest.wait_watching(kube_emulator, "namespaces")
             await recorder.wait_count(len(kube_emulator.objects("namespaces")))
+
+
+async def test_failing_lists_and_empty_watches_are_backed_off(
+    kube_emulator: kubeapi.KubeAPI,
+    start_watcher: conftest.StartWatcher,
+    recorder: conftest.Recorder,
+    fake_sleep: conftest.FakeSleep,
+) -> None:
+    unavailable = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": "etcdserver: leader changed",
+        "reason": "ServiceUnavailable",
+        "code": 503,
+    }
+    kube_emulator.kmock[kmock.action.LIST, kmock.resource("v1/pods")][:2] << 503 << unavailable
+    # A server that ends every watch at once, without a single event: not a hot loop.
+    kube_emulator.kmock[kmock.action.WATCH, kmock.resource("v1/pods")][:3] << b""
+    kube_emulator.create(
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "namespace": "default"}}
+    )
+    watch = config.WatcherSettings(watch_kinds=[subjects.Kind.POD])
+    async with start_watcher(watcher_settings=watch, rand=lambda: 0.0):
+        await fake_sleep.wait_sleeps(1)
+        fake_sleep.advance()
+        await fake_sleep.wait_sleeps(2)
+        fake_sleep.advance()
+        await recorder.wait_count(1)  # the third list is served
+        await fake_sleep.wait_sleeps(3)  # after the third empty watch
+        assert fake_sleep.delays == [0.25, 0.5, 0.25]
+        fake_sleep.advance()
+        await conftest.wait_watching(kube_emulator, "pods")
+        kube_emulator.create(
+            {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "b", "namespace": "default"}}
+        )
+        await recorder.wait_count(2)
+    assert recorder.names() == [("pod", "a", False), ("pod", "b", False)]
