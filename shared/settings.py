@@ -43,8 +43,9 @@ class TelemetrySettings(_Base):
     """Tracing and logging. OTLP endpoints come from the standard `OTEL_*` variables."""
 
     service_name: str = "tailwire"
-    # "otlp" (OTEL_EXPORTER_OTLP_* variables), "console", or "none".
-    traces_exporter: str = "otlp"
+    # "auto" (OTLP when OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT is set, else none), "otlp",
+    # "console", or "none".
+    traces_exporter: str = "auto"
     log_level: str = "INFO"
     log_json: bool = True
     # /healthz, /readyz and /metrics; 0 picks a free port, None disables the server.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Mapping
@@ -134,11 +135,19 @@ def setup_tracing(
 ) -> TracerProvider:
     """A TracerProvider for `service_name` with the chosen exporter.
 
-    `exporter` is "otlp" (endpoint and headers from OTEL_EXPORTER_OTLP_* variables),
+    `exporter` is "auto" (OTLP if an OTLP endpoint variable is set, else nothing), "otlp"
+    (endpoint and headers from OTEL_EXPORTER_OTLP_* variables),
     "console", "none", or a SpanExporter instance (tests pass an InMemorySpanExporter,
     which is exported synchronously so assertions need no waiting).
     """
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    if exporter == "auto":
+        # Exporting to a collector nobody configured only produces retries and warnings.
+        endpoint_set = any(
+            os.environ.get(name)
+            for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        )
+        exporter = "otlp" if endpoint_set else "none"
     if isinstance(exporter, SpanExporter):
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     elif exporter == "otlp":
