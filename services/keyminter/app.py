@@ -63,7 +63,7 @@ def create(
         rng=random.Random(),
     )
     minter = minting.Minter(
-        store=secrets.SecretStore(factory),
+        store=secrets.SecretStore(factory, namespace=kube.namespace),
         tailnets=directory,
         clock=clock,
         policy=minting.Policy(

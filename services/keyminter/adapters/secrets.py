@@ -242,8 +242,11 @@ def _label_value_ok(value: str) -> bool:
 class SecretStore:
     """Reads and writes the owners' Secrets through the Kubernetes API."""
 
-    def __init__(self, api_client: ApiClientFactory) -> None:
+    def __init__(self, api_client: ApiClientFactory, *, namespace: str | None = None) -> None:
+        """`namespace` bounds the renewal sweep (and so the RBAC it needs) to one namespace,
+        where the renderer asks for its Secrets; None sweeps every namespace."""
         self._factory = api_client
+        self._namespace = namespace
         self._core: client.CoreV1Api | None = None
 
     async def _api(self) -> client.CoreV1Api:
@@ -308,11 +311,14 @@ class SecretStore:
             raise errors.TransientBackendError(f"{what}: {type(exc).__name__}") from None
 
     async def list_managed(self) -> list[Managed]:
-        """Every Secret the keyminter wrote, in all namespaces, with its request."""
+        """Every Secret the keyminter wrote (in its namespace, or all), with its request."""
         selector = f"{labels.MANAGED_BY}={labels.MANAGED_BY_VALUE},{labels.COMPONENT}={COMPONENT}"
         api = await self._api()
         try:
-            listing = await api.list_secret_for_all_namespaces(label_selector=selector)
+            if self._namespace:
+                listing = await api.list_namespaced_secret(self._namespace, label_selector=selector)
+            else:
+                listing = await api.list_secret_for_all_namespaces(label_selector=selector)
         except ApiException as exc:
             raise convert_api_exception(exc, what="list keyminter Secrets") from None
         except aiohttp.ClientError as exc:
