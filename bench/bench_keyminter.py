@@ -265,7 +265,10 @@ async def main() -> None:
     parser.add_argument("--owners", type=int, default=200)
     parser.add_argument("--bus", type=int, default=100)
     parser.add_argument("--limit", type=float, default=120.0, help="seconds for the whole run")
+    parser.add_argument("--quick", action="store_true", help="a small smoke run")
     args = parser.parse_args()
+    if args.quick:
+        args.owners, args.bus, args.limit = 10, 10, 60.0
     logging.basicConfig(level=logging.ERROR)
     # FastStream's access log writes to sys.stdout; stdout is for the JSON document only.
     result_out, sys.stdout = sys.stdout, sys.stderr

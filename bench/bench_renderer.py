@@ -67,7 +67,10 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=100)
     parser.add_argument("--nodes", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="a small smoke run")
     args = parser.parse_args()
+    if args.quick:
+        args.pods, args.groups, args.nodes, args.rounds = 500, 10, 5, 1
     opts = options.Options()
     v = build_view(pods=args.pods, groups=args.groups, nodes=args.nodes)
 

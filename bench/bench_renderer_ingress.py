@@ -100,7 +100,10 @@ def main() -> None:
     parser.add_argument("--services", type=int, default=5000)
     parser.add_argument("--gateways", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="a small smoke run")
     args = parser.parse_args()
+    if args.quick:
+        args.services, args.gateways, args.rounds = 100, 2, 1
     v = build_view(services=args.services, gateways=args.gateways)
     source = domain.RenderInput(view=v, cluster_cidrs=(), gateway_namespace="tailwire-system")
     times = []

@@ -395,7 +395,10 @@ def main() -> None:
     parser.add_argument("--pods", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=200.0, help="paced changes per second")
     parser.add_argument("--limit", type=float, default=240.0, help="seconds per phase, at most")
+    parser.add_argument("--quick", action="store_true", help="a small smoke run")
     args = parser.parse_args()
+    if args.quick:
+        args.pods, args.limit = 200, 30.0
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     with TemporaryDirectory(prefix="bench-watcher-") as workdir:
         results = asyncio.run(
