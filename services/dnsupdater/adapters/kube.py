@@ -17,26 +17,12 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from tailwire.services.dnsupdater.domain import externaldns
 from tailwire.shared import errors
-from tailwire.shared.k8s import labels
+from tailwire.shared.k8s import failures, labels
 
 MERGE_PATCH = "application/merge-patch+json"
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 GATEWAY_VERSION = "v1"
 _PLURALS = {"HTTPRoute": "httproutes", "Gateway": "gateways"}
-
-
-def convert_api_exception(exc: ApiException, *, what: str) -> errors.BackendError:
-    status = exc.status or 0
-    message = f"{what}: HTTP {status} {exc.reason or ''}".strip()
-    if status == 404:
-        return errors.NotFound(message)
-    if status == 409:
-        return errors.Conflict(message)
-    if status in (401, 403):
-        return errors.AuthenticationFailed(message)
-    if status == 429 or status >= 500:
-        return errors.TransientBackendError(message)
-    return errors.PermanentBackendError(message)
 
 
 class KubeWriter:
@@ -54,7 +40,7 @@ class KubeWriter:
         except ApiException as exc:
             if exc.status == 404:
                 return None
-            raise convert_api_exception(exc, what=what) from None
+            raise failures.convert(exc, what=what) from None
         except aiohttp.ClientError as exc:
             raise errors.TransientBackendError(f"{what}: {type(exc).__name__}") from None
         return dict(found.data or {})
@@ -78,7 +64,7 @@ class KubeWriter:
             return
         except ApiException as exc:
             if exc.status != 404 or not create:
-                raise convert_api_exception(exc, what=what) from None
+                raise failures.convert(exc, what=what) from None
         except aiohttp.ClientError as exc:
             raise errors.TransientBackendError(f"{what}: {type(exc).__name__}") from None
         manifest = client.V1ConfigMap(
@@ -92,7 +78,7 @@ class KubeWriter:
         try:
             await self._core.create_namespaced_config_map(namespace, manifest)
         except ApiException as exc:
-            raise convert_api_exception(exc, what=what) from None
+            raise failures.convert(exc, what=what) from None
         except aiohttp.ClientError as exc:
             raise errors.TransientBackendError(f"{what}: {type(exc).__name__}") from None
 
@@ -112,6 +98,6 @@ class KubeWriter:
                 _content_type=MERGE_PATCH,  # type: ignore[call-arg]
             )
         except ApiException as exc:
-            raise convert_api_exception(exc, what=what) from None
+            raise failures.convert(exc, what=what) from None
         except aiohttp.ClientError as exc:
             raise errors.TransientBackendError(f"{what}: {type(exc).__name__}") from None

@@ -24,7 +24,7 @@ from pydantic import SecretStr, ValidationError
 from tailwire.services.keyminter import domain
 from tailwire.shared import errors
 from tailwire.shared.events import keys
-from tailwire.shared.k8s import labels, names
+from tailwire.shared.k8s import failures, labels, names
 
 COMPONENT = "keyminter"
 # Annotation keys on the Secrets the keyminter writes (all under tailwire.dev/).
@@ -73,20 +73,6 @@ class Managed:
     name: str
     stored: domain.StoredKey
     request: keys.KeyRequest
-
-
-def convert_api_exception(exc: ApiException, *, what: str) -> errors.BackendError:
-    status = exc.status or 0
-    message = f"{what}: HTTP {status} {exc.reason or ''}".strip()
-    if status == 404:
-        return errors.NotFound(message)
-    if status == 409:
-        return errors.Conflict(message)
-    if status in (401, 403):
-        return errors.AuthenticationFailed(message)
-    if status == 429 or status >= 500:
-        return errors.TransientBackendError(message)
-    return errors.PermanentBackendError(message)
 
 
 def _time(value: str | None) -> datetime.datetime | None:
@@ -266,7 +252,7 @@ class SecretStore:
         except ApiException as exc:
             if exc.status == 404:
                 return Current(stored=None, resource_version=None)
-            raise convert_api_exception(exc, what=what) from None
+            raise failures.convert(exc, what=what) from None
         except aiohttp.ClientError as exc:
             raise errors.TransientBackendError(f"{what}: {type(exc).__name__}") from None
         annotations = dict(secret.metadata.annotations or {})
@@ -292,7 +278,7 @@ class SecretStore:
             else:
                 written = await api.replace_namespaced_secret(name, namespace, wire)
         except ApiException as exc:
-            raise convert_api_exception(exc, what=f"write Secret {namespace}/{name}") from None
+            raise failures.convert(exc, what=f"write Secret {namespace}/{name}") from None
         except aiohttp.ClientError as exc:
             what = f"write Secret {namespace}/{name}"
             raise errors.TransientBackendError(f"{what}: {type(exc).__name__}") from None
@@ -305,7 +291,7 @@ class SecretStore:
             await api.delete_namespaced_secret(name, namespace)
         except ApiException as exc:
             if exc.status != 404:
-                raise convert_api_exception(exc, what=f"delete Secret {namespace}/{name}") from None
+                raise failures.convert(exc, what=f"delete Secret {namespace}/{name}") from None
         except aiohttp.ClientError as exc:
             what = f"delete Secret {namespace}/{name}"
             raise errors.TransientBackendError(f"{what}: {type(exc).__name__}") from None
@@ -320,7 +306,7 @@ class SecretStore:
             else:
                 listing = await api.list_secret_for_all_namespaces(label_selector=selector)
         except ApiException as exc:
-            raise convert_api_exception(exc, what="list keyminter Secrets") from None
+            raise failures.convert(exc, what="list keyminter Secrets") from None
         except aiohttp.ClientError as exc:
             raise errors.TransientBackendError(f"list Secrets: {type(exc).__name__}") from None
         found = []

@@ -30,6 +30,7 @@ from tailwire.services.keyminter.adapters import (
     timing,
 )
 from tailwire.shared import errors, settings
+from tailwire.shared.k8s import failures
 from tailwire.shared.resources import tailscaletailnet
 
 HttpFactory = Callable[[str], httpx.AsyncClient]
@@ -182,7 +183,7 @@ class Tailnets:
         except ApiException as exc:
             if exc.status == 404:
                 raise errors.ConfigurationError(f"TailscaleTailnet {name} not found") from None
-            raise secrets.convert_api_exception(exc, what=f"read TailscaleTailnet {name}") from None
+            raise failures.convert(exc, what=f"read TailscaleTailnet {name}") from None
         try:
             return tailscaletailnet.TailscaleTailnet.model_validate(raw)
         except pydantic.ValidationError as exc:
@@ -198,7 +199,7 @@ class Tailnets:
         except ApiException as exc:
             if exc.status == 404:
                 raise errors.ConfigurationError(f"{where} not found") from None
-            raise secrets.convert_api_exception(exc, what=f"read {where}") from None
+            raise failures.convert(exc, what=f"read {where}") from None
         decoded: dict[str, str] = {}
         for key, value in (secret.data or {}).items():
             try:

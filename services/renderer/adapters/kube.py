@@ -21,7 +21,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from tailwire.services.renderer import domain
 from tailwire.shared import errors
-from tailwire.shared.k8s import labels
+from tailwire.shared.k8s import failures, labels
 
 log = logging.getLogger(__name__)
 
@@ -56,22 +56,6 @@ def object_path(manifest: domain.Manifest) -> str:
     api_version, kind, namespace, name = domain.object_key(manifest)
     path = collection_path(api_version=api_version, kind=kind, namespace=namespace or None)
     return f"{path}/{name}"
-
-
-def _convert(exc: BaseException, *, what: str) -> errors.BackendError:
-    if isinstance(exc, ApiException):
-        status = exc.status or 0
-        detail = f"{what}: HTTP {status} {exc.reason or ''}".strip()
-        if status == 404:
-            return errors.NotFound(detail)
-        if status == 409:
-            return errors.Conflict(detail)
-        if status == 429 or status >= 500:
-            return errors.TransientBackendError(detail)
-        if status in (401, 403):
-            return errors.AuthenticationFailed(detail)
-        return errors.PermanentBackendError(detail)
-    return errors.TransientBackendError(f"{what}: Kubernetes API unreachable: {exc!r}")
 
 
 class KubeWriter:
@@ -117,7 +101,7 @@ class KubeWriter:
         except (TimeoutError, ApiException, aiohttp.ClientError, OSError) as exc:
             if not isinstance(exc, ApiException):
                 await self.close()
-            raise _convert(exc, what=what) from exc
+            raise failures.convert(exc, what=what) from exc
 
     async def apply(self, manifest: domain.Manifest) -> None:
         """Server-side apply, field manager `tailwire`, taking over conflicting fields."""
