@@ -17,6 +17,7 @@ This module knows nothing of any service's handlers.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import json
@@ -40,6 +41,7 @@ from faststream.nats import (
 )
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.nats.security import NatsUserPassword
+from nats.aio.client import DEFAULT_INBOX_PREFIX
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from opentelemetry.trace import TracerProvider
@@ -143,8 +145,13 @@ def make_broker(
     service: subjects.Service | str,
     bus: settings.BusSettings,
     tracer_provider: TracerProvider | None = None,
+    inbox_prefix: str | None = None,
 ) -> NatsBroker:
-    """A NatsBroker for one service: telemetry, dead letters, reconnects forever."""
+    """A NatsBroker for one service: telemetry, dead letters, reconnects forever.
+
+    `inbox_prefix`: the reply-subject prefix of this connection; a nodeagent confined to its
+    node passes `permissions.inbox_prefix(node)`, the only inboxes its user may read.
+    """
     security = None
     if bus.nats_user and bus.nats_password:
         security = NatsUserPassword(
@@ -163,6 +170,7 @@ def make_broker(
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
         allow_reconnect=True,
+        inbox_prefix=inbox_prefix or DEFAULT_INBOX_PREFIX,
     )
 
 
@@ -170,6 +178,32 @@ async def connect_and_declare(broker: NatsBroker, *, bus: settings.BusSettings) 
     """Connect and make sure the streams exist before any subscriber attaches."""
     connection = await broker.connect()
     await declare_streams(connection.jetstream(), bus=bus)
+
+
+async def connect_and_ensure(
+    broker: NatsBroker, *, bus: settings.BusSettings, streams: tuple[str, ...], poll: float = 0.5
+) -> None:
+    """Connect; when one of `streams` is missing, declare the streams, and when this user may
+    not (a nodeagent confined to its node may only read stream info), wait until a central
+    service has declared them."""
+    connection = await broker.connect()
+    js = connection.jetstream()
+    while True:
+        missing = []
+        for name in streams:
+            try:
+                await js.stream_info(name)
+            except nats.js.errors.NotFoundError:
+                missing.append(name)
+        if not missing:
+            return
+        try:
+            await declare_streams(js, bus=bus)
+            return
+        except (nats.errors.TimeoutError, nats.js.errors.Error) as exc:
+            # A permission violation gets no reply: the request times out.
+            log.info("streams %s missing and not declarable here (%r); waiting", missing, exc)
+            await asyncio.sleep(poll)
 
 
 def content_id(subject: str, body: bytes) -> str:

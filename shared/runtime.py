@@ -45,7 +45,13 @@ def build_app(
     after_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
     health_port: int | None = None,
+    inbox_prefix: str | None = None,
+    ensure_streams: tuple[str, ...] | None = None,
 ) -> ServiceRuntime:
+    """`inbox_prefix`: see `bus.make_broker`. `ensure_streams`: declare the streams only when
+    one of these is missing, and wait for them when this user may not declare them (a
+    confined nodeagent; see `bus.connect_and_ensure`).
+    """
     bus_settings = bus_settings or settings.BusSettings()
     tel = settings.TelemetrySettings()
     if health_port is None:
@@ -55,11 +61,20 @@ def build_app(
         tracer_provider = telemetry.setup_tracing(
             service_name=f"tailwire-{service}", exporter=tel.traces_exporter
         )
-    broker = bus.make_broker(service=service, bus=bus_settings, tracer_provider=tracer_provider)
+    broker = bus.make_broker(
+        service=service,
+        bus=bus_settings,
+        tracer_provider=tracer_provider,
+        inbox_prefix=inbox_prefix,
+    )
     for router in routers:
         broker.include_router(router)
 
     async def declare_streams() -> None:
+        if ensure_streams is not None:
+            await bus.connect_and_ensure(broker, bus=bus_settings, streams=ensure_streams)
+            log.info("%s connected to %s; streams present", service, bus_settings.nats_url)
+            return
         await bus.connect_and_declare(broker, bus=bus_settings)
         log.info("%s connected to %s; streams declared", service, bus_settings.nats_url)
 

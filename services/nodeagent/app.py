@@ -8,7 +8,7 @@ import os
 from opentelemetry.sdk.trace import TracerProvider
 
 from tailwire.services.nodeagent import handlers, reconciling
-from tailwire.shared import errors, runtime, settings, subjects
+from tailwire.shared import bus, errors, permissions, runtime, settings, subjects
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,10 @@ def create(
         on_startup=[report_privileges, wiring.reset_consumers],
         after_startup=[wiring.start],
         on_shutdown=[wiring.stop],
+        # Confined to its node: replies only on its own inbox prefix, and it may read the
+        # streams' info but not declare them (the central services do).
+        inbox_prefix=permissions.inbox_prefix(node),
+        ensure_streams=(bus.NODES_STREAM,),
     )
     wiring.attach(service_runtime.broker)
     return service_runtime

@@ -40,6 +40,9 @@ class Wiring:
         self.hosted: set[str] = set()
         self.configs: dict[str, gateways.GatewayConfig] = {}
         self._retrying: asyncio.Task[None] | None = None
+        # Pull fetches reply on this node's private inboxes (FastStream's default would be
+        # `_INBOX.`, which a nodeagent confined by shared.permissions may not subscribe to).
+        self.fetch_inbox_prefix = f"{permissions.inbox_prefix(self.node)}.".encode()
 
         @self.router.subscriber(
             subjects.node_plan(self.node),
@@ -47,6 +50,7 @@ class Wiring:
             durable=permissions.plan_consumer(self.node),
             pull_sub=PullSub(batch_size=1),
             deliver_policy=bus.last_per_subject_policy(),
+            inbox_prefix=self.fetch_inbox_prefix,
         )
         async def on_plan(plan: nodes.NodePlan) -> None:
             await self.handle_plan(plan)
@@ -57,6 +61,7 @@ class Wiring:
             durable=permissions.gateways_consumer(self.node),
             pull_sub=PullSub(batch_size=16),
             deliver_policy=bus.last_per_subject_policy(),
+            inbox_prefix=self.fetch_inbox_prefix,
         )
         async def on_config(config: gateways.GatewayConfig) -> None:
             await self.handle_config(config)
