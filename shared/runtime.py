@@ -4,19 +4,29 @@
 declares the streams before any subscriber attaches, and stops cleanly on SIGTERM/SIGINT
 (FastStream installs the handlers in `FastStream.run`). Services add their own startup and
 shutdown hooks (watch loops, timers); this module holds none of their logic.
+
+A central service built with `elected=True` campaigns for its Kubernetes Lease when
+TAILWIRE_LEADER_ELECTION is true (`shared.leadership`): it connects, declares the streams and
+reports ready, but its own start-up hooks, its subscribers and its after-startup work begin
+only once it leads, exactly as on a fresh start (every service converges from the bus on
+start). A leader that loses its Lease stops the process, which then comes back as a standby.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import socket
 from collections.abc import Awaitable, Callable, Sequence
 
 from faststream import FastStream
 from faststream.nats import NatsBroker, NatsRouter
+from kubernetes_asyncio import client as kube
 from opentelemetry.sdk.trace import TracerProvider
 
-from tailwire.shared import bus, health, settings, subjects, telemetry
+from tailwire.shared import bus, health, leadership, metering, settings, subjects, telemetry
+from tailwire.shared.k8s import client as k8s_client
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +43,30 @@ class ServiceRuntime:
     bus_settings: settings.BusSettings
     tracer_provider: TracerProvider
     health: health.HealthServer | None
+    elector: leadership.Elector | None = None
+
+
+def default_elector(*, service: subjects.Service) -> leadership.Elector | None:
+    """The Lease campaign of a central service, when TAILWIRE_LEADER_ELECTION is true."""
+    lead = settings.LeadershipSettings()
+    if not lead.leader_election:
+        return None
+    kube_settings = settings.KubernetesSettings()
+
+    async def open_client() -> kube.ApiClient:
+        return await k8s_client.api_client(kube_settings)
+
+    return leadership.Elector(
+        name=f"tailwire-{service}",
+        namespace=kube_settings.namespace,
+        identity=lead.pod_name or f"{socket.gethostname()}-{os.getpid()}",
+        api_client_factory=open_client,
+        timing=leadership.Timing(
+            lease_seconds=lead.lease_duration,
+            renew_deadline=lead.lease_renew_deadline,
+            retry_seconds=lead.lease_retry_period,
+        ),
+    )
 
 
 def build_app(
@@ -45,10 +79,15 @@ def build_app(
     after_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
     health_port: int | None = None,
+    elected: bool = False,
+    elector: leadership.Elector | None = None,
     inbox_prefix: str | None = None,
     ensure_streams: tuple[str, ...] | None = None,
 ) -> ServiceRuntime:
-    """`inbox_prefix`: see `bus.make_broker`. `ensure_streams`: declare the streams only when
+    """`elected`: a central service that runs its work only while it leads (when leader
+    election is turned on); `elector` overrides the one built from the settings (tests).
+
+    `inbox_prefix`: see `bus.make_broker`. `ensure_streams`: declare the streams only when
     one of these is missing, and wait for them when this user may not declare them (a
     confined nodeagent; see `bus.connect_and_ensure`).
     """
@@ -67,6 +106,9 @@ def build_app(
         tracer_provider=tracer_provider,
         inbox_prefix=inbox_prefix,
     )
+    metering.instrument(broker, service=service)
+    if elected and elector is None:
+        elector = default_elector(service=service)
     for router in routers:
         broker.include_router(router)
 
@@ -87,6 +129,21 @@ def build_app(
             health_server.ready = True
         log.info("%s ready", service)
 
+    async def await_leadership() -> None:
+        if elector is None:
+            return
+        # A standby is connected and ready; it only waits to lead.
+        if health_server is not None:
+            health_server.ready = True
+        log.info("%s standing by for Lease %s/%s", service, elector.namespace, elector.name)
+        await elector.start()
+        await elector.acquired.wait()
+        log.info("%s leads; starting its work", service)
+
+    async def release_leadership() -> None:
+        if elector is not None:
+            await elector.stop()
+
     async def stop_health() -> None:
         if health_server is not None:
             await health_server.stop()
@@ -96,10 +153,12 @@ def build_app(
 
     app = FastStream(
         broker,
-        on_startup=[start_health, declare_streams, *on_startup],
+        on_startup=[start_health, declare_streams, await_leadership, *on_startup],
         after_startup=[*after_startup, mark_ready],
-        on_shutdown=[stop_health, *on_shutdown, flush_traces],
+        on_shutdown=[stop_health, *on_shutdown, release_leadership, flush_traces],
     )
+    if elector is not None:
+        elector.on_lost = app.exit
     return ServiceRuntime(
         service=service,
         broker=broker,
@@ -107,4 +166,5 @@ def build_app(
         bus_settings=bus_settings,
         tracer_provider=tracer_provider,
         health=health_server,
+        elector=elector,
     )

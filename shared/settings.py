@@ -106,3 +106,16 @@ class TailscaleSettings(_Base):
     tailscale_tailnet: str = "-"
     tailscale_oauth_client_id: str | None = None
     tailscale_oauth_client_secret: SecretStr | None = None
+
+
+class LeadershipSettings(_Base):
+    """Leader election between replicas of a central service (the HA overlay turns it on)."""
+
+    leader_election: bool = False
+    # This replica's identity in the Lease (the downward API's pod name in a deployment);
+    # empty means `<hostname>-<pid>`.
+    pod_name: str = ""
+    # client-go's durations, in seconds: a killed leader is replaced within ~lease_duration.
+    lease_duration: float = Field(default=10.0, gt=0)
+    lease_renew_deadline: float = Field(default=7.0, gt=0)
+    lease_retry_period: float = Field(default=2.0, gt=0)

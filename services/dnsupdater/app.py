@@ -220,6 +220,7 @@ def wire(
         after_startup=[start_reconciling],
         on_shutdown=[stop_reconciling],
         health_port=health_port,
+        elected=True,
     )
     brokers.append(service_runtime)
     return Wired(runtime=service_runtime, view=view, reconciler=reconciler)

@@ -114,6 +114,7 @@ def create(
         on_startup=[announce],
         after_startup=[start_renewal],
         on_shutdown=[stop],
+        elected=True,
     )
     holder.append(service_runtime)
     work.tracer = service_runtime.tracer_provider.get_tracer("tailwire.keyminter")

@@ -75,6 +75,7 @@ def build(
         after_startup=[start],
         on_shutdown=[stop],
         health_port=health_port,
+        elected=True,
     )
     renderer = handlers.Renderer(
         broker=service_runtime.broker,

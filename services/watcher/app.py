@@ -53,6 +53,7 @@ def wire(
         after_startup=[start_watching],
         on_shutdown=[stop_watching],
         health_port=health_port,
+        elected=True,
     )
     watchers.append(
         mirroring.Watcher(
