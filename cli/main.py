@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from tailwire.cli import asyncapi as asyncapi_doc
 from tailwire.cli import demo as demo_script
 from tailwire.cli import rendering, running, validating
 from tailwire.shared import errors, permissions
@@ -76,6 +77,19 @@ def crds(
 ) -> None:
     """Print (or write) the CustomResourceDefinitions generated from the models."""
     raise typer.Exit(validating.write_crds(output=output, check=check, out=sys.stdout))
+
+
+@app.command()
+def asyncapi(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (docs/asyncapi.yaml).")
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 if the file in --output is stale.")
+    ] = False,
+) -> None:
+    """Print (or write) the AsyncAPI 3.0 document of every subject the services use."""
+    raise typer.Exit(asyncapi_doc.write(output=output, check=check, out=sys.stdout))
 
 
 @app.command()
