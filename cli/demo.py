@@ -1,140 +1,262 @@
-"""`tailwire demo`: the embedded default, scripted, leaving nothing behind.
+"""`tailwire demo`: the whole system, scripted, leaving nothing behind.
 
-Today it starts an embedded nats-server, validates the seed examples, starts all five
-services as separate processes, waits until each answers `/readyz`, checks the streams and
-stops them. It says plainly which parts of the pipeline are not built yet; issue by issue it
-grows into the full scripted demo (pods stitched into a gateway, split-horizon answers, the
-trace of one change).
+On the embedded system of `tailwire.testing.system` (a secured nats-server, the emulated
+Kubernetes API, the local control-API stand-in, BIND when installed, real network namespaces
+when root, every service as its own process) it:
+1. creates a pod of the `payments` namespace, then the seed's `payments` EgressGroup
+   (examples/egressgroup-payments.yaml), then two more member pods on two nodes;
+2. prints, per pod, the time from its creation in the Kubernetes API to the first node ack
+   that reports it stitched, and the group's status as the renderer wrote it;
+3. pings the simulated tailnet peer from each pod's netns, through its gateway (root only;
+   otherwise it says so);
+4. shows the split-horizon tailnet answer: a tailnet-exposed Gateway and an HTTPRoute make
+   the dnsupdater write the record into BIND over RFC 2136, queried for real;
+5. prints the trace of the group's creation as a tree of spans across the services, read
+   back from the OTLP receiver every process exported to;
+then stops everything (exit 0 only if every service stopped cleanly).
+
+Must not: leave a process, a netns or a temp file behind, or reach beyond loopback.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
+from typing import Any
 
-import aiohttp
-import nats
 from rich.console import Console
 from rich.table import Table
 
-from tailwire.cli import running
-from tailwire.shared.resources import loading
-from tailwire.testing import natsserver
+from tailwire.shared import subjects
+from tailwire.shared.events import nodes
+from tailwire.testing import bind, netns, otlp, system
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-Processes = dict[running.ServiceName, subprocess.Popen[bytes]]
+GROUP = "payments"
+MEMBER_LABELS = {"tailgate.dev/egress": "true"}
+ZONE = "tailnet.test"
+DNS_HOST = f"docs.{ZONE}"
+GATEWAY_IPS = ("100.64.0.10", "fd7a:115c:a1e0::a")
+TRACE_SERVICES = ("watcher", "renderer", "keyminter", "nodeagent")
 
 
-def run_demo(*, examples: Path = EXAMPLES, console: Console | None = None) -> int:
+def run_demo(*, console: Console | None = None) -> int:
     console = console or Console()
+    return asyncio.run(_demo(console))
+
+
+def _bind_available() -> bool:
+    try:
+        bind.find_named()
+    except bind.BindUnavailable:
+        return False
+    return True
+
+
+async def _demo(console: Console) -> int:
     console.rule("tailwire demo")
-    checked = [
-        c
-        for path in sorted(examples.glob("*.yaml"))
-        for c in loading.validate_text(path.read_text())
-    ]
-    invalid = [line for c in checked for line in c.lines()]
-    verdict = "all valid" if not invalid else f"{len(invalid)} problem(s)"
-    console.print(f"validated {len(checked)} example object(s) from {examples}: {verdict}")
-    for line in invalid:
-        console.print(f"  [red]{line}[/red]")
-    with natsserver.running() as server:
-        console.print(f"embedded nats-server with JetStream at {server.url}")
-        code = asyncio.run(_run_services(server, console=console))
-    return code or (1 if invalid else 0)
-
-
-def _start(server: natsserver.NatsServer, ports: dict[running.ServiceName, int]) -> Processes:
-    env = {
-        **natsserver.env_for(server),
-        "TAILWIRE_TRACES_EXPORTER": "none",
-        "TAILWIRE_LOG_LEVEL": "WARNING",
-        "TAILWIRE_NODE_NAME": os.uname().nodename,
-    }
-    return {
-        name: subprocess.Popen(
-            [sys.executable, "-m", "tailwire.cli", "run", name.value],
-            env={**env, "TAILWIRE_HEALTH_PORT": str(ports[name])},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for name in running.ServiceName
-    }
-
-
-async def _run_services(server: natsserver.NatsServer, *, console: Console) -> int:
+    options = system.Options(
+        nodes=("node-a", "node-b"), use_bind=_bind_available(), dns_zones=(ZONE,)
+    )
     started = time.monotonic()
-    ports = {name: natsserver.free_port() for name in running.ServiceName}
-    processes = _start(server, ports)
+    async with system.running(options) as s:
+        console.print(f"system up in {time.monotonic() - started:.1f} s")
+        _print_parts(console, s)
+        async with s.capture() as seen:
+            trace_id = await _egress_scene(console, s, seen)
+            await _dns_scene(console, s)
+            await _trace_scene(console, s, trace_id)
+        workdir = s.workdir
+    return _verdict(console, s, workdir)
+
+
+def _print_parts(console: Console, s: system.System) -> None:
+    table = Table(title="what runs", show_lines=False)
+    table.add_column("part")
+    table.add_column("where")
+    table.add_row("nats-server (JetStream, one user per service and node)", s.nats.url)
+    table.add_row("Kubernetes API (emulated)", s.kube.url if s.kube else str(s.kubeconfig))
+    if s.control is not None:
+        table.add_row("control API: LOCAL STAND-IN, not Tailscale", s.control.url)
+    table.add_row(
+        "BIND (tailnet zone)", f"{s.bind.host}:{s.bind.port}" if s.bind else "not installed"
+    )
+    table.add_row("OTLP/HTTP trace receiver", s.otlp.url)
+    netns_state = "real named netns" if s.netns else f"none ({netns.unavailable_reason()})"
+    table.add_row("pods and gateways", netns_state)
+    for name, process in s.processes.items():
+        table.add_row(f"service {name}", f"pid {process.pid}")
+    console.print(table)
+
+
+async def _egress_scene(console: Console, s: system.System, seen: system.Capture) -> str | None:
+    console.rule("egress: the seed's payments group")
+    s.create_namespace(GROUP)
+    first = await s.create_member_pod(namespace=GROUP, name="api-0", labels_=MEMBER_LABELS)
+    console.print(f"pod {GROUP}/api-0 on {first.node}: no group selects it yet")
+    group_created = time.monotonic()
+    s.apply_file(EXAMPLES / "egressgroup-payments.yaml")
+    console.print("applied examples/egressgroup-payments.yaml")
+    ref = subjects.ObjectRef(kind=subjects.Kind.EGRESSGROUP, namespace=None, name=GROUP)
+    snapshot = await seen.wait_for(subjects.cluster(ref), within=20)
+    others = [
+        await s.create_member_pod(namespace=GROUP, name=name, labels_=MEMBER_LABELS, node=node)
+        for name, node in (("api-1", "node-b"), ("worker-0", "node-a"))
+    ]
+    table = Table(title="pod -> stitched and acked by its node")
+    for column in ("pod", "node", "from", "to ack", "ping 100.100.0.2 via gateway"):
+        table.add_column(column)
+    for pod, origin, label in (
+        (first, group_created, "group creation"),
+        *((p, p.created_at, "pod creation") for p in others),
+    ):
+        await s.wait_for_ack(node=pod.node, pod_uid=pod.uid, within=30)
+        acked = _first_ack_time(seen, pod)
+        latency = f"{(acked - origin) * 1000:.0f} ms" if acked is not None else "?"
+        table.add_row(f"{pod.namespace}/{pod.name}", pod.node, label, latency, _ping(s, pod))
+    console.print(table)
+    for pod in others:
+        acked = _first_ack_time(seen, pod)
+        if acked is not None:
+            console.print(
+                f"time from pod creation to ack: {(acked - pod.created_at) * 1000:.0f} ms "
+                f"({pod.namespace}/{pod.name} on {pod.node})"
+            )
+    status = await s.wait_for_group_status(GROUP, lambda st: st.get("matchedPods") == 3)
+    _print_status(console, status)
+    return snapshot.trace_id
+
+
+def _first_ack_time(seen: system.Capture, pod: system.MemberPod) -> float | None:
+    for message in seen.on(subjects.node_ack(pod.node)):
+        ack = nodes.NodeAck.model_validate_json(message.data)
+        if any(p.pod_uid == pod.uid and p.ok for p in ack.pods):
+            return message.received_at
+    return None
+
+
+def _ping(s: system.System, pod: system.MemberPod) -> str:
+    if s.netns is None:
+        return "not shown (not root: no netns)"
+    return "[green]reached[/green]" if s.ping(pod) else "[red]no answer[/red]"
+
+
+def _print_status(console: Console, status: dict[str, Any]) -> None:
+    conditions = ", ".join(
+        f"{c.get('type')}={c.get('status')}" for c in status.get("conditions") or []
+    )
+    console.print(
+        f"EgressGroup {GROUP} status: matchedPods={status.get('matchedPods')}, "
+        f"gatewayNodes={status.get('gatewayNodes')}, conditions: {conditions}"
+    )
+
+
+def _dns_objects() -> list[dict[str, Any]]:
+    """A Gateway on the tailnet as Envoy Gateway + the Tailscale operator leave it, and a
+    route on it (what the renderer's TailscaleGateway stack yields in a real cluster)."""
+    owner = {
+        "gateway.envoyproxy.io/owning-gateway-name": "tailscale-gateway",
+        "gateway.envoyproxy.io/owning-gateway-namespace": "tailscale",
+    }
+    parent = {"name": "tailscale-gateway", "namespace": "tailscale"}
+    return [
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "Gateway",
+            "metadata": {"name": "tailscale-gateway", "namespace": "tailscale"},
+            "spec": {
+                "gatewayClassName": "tailscale",
+                "listeners": [{"name": "https", "port": 443, "protocol": "HTTPS"}],
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": "envoy-tailscale-gateway",
+                "namespace": "envoy-gateway",
+                "labels": owner,
+            },
+            "spec": {"type": "LoadBalancer", "loadBalancerClass": "tailscale"},
+            "status": {"loadBalancer": {"ingress": [{"ip": ip} for ip in GATEWAY_IPS]}},
+        },
+        {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": {"name": "docs", "namespace": "apps"},
+            "spec": {"parentRefs": [parent], "hostnames": [DNS_HOST]},
+            "status": {
+                "parents": [
+                    {
+                        "parentRef": parent,
+                        "controllerName": "gateway.envoyproxy.io/gatewayclass-controller",
+                        "conditions": [{"type": "Accepted", "status": "True"}],
+                    }
+                ]
+            },
+        },
+    ]
+
+
+async def _dns_scene(console: Console, s: system.System) -> None:
+    console.rule("split-horizon DNS")
+    if s.bind is None:
+        console.print("[yellow]not shown:[/yellow] BIND (named) is not installed here")
+        return
+    for namespace in ("tailscale", "envoy-gateway", "apps"):
+        s.create_namespace(namespace)
+    for obj in _dns_objects():
+        s.apply(obj)
+    bind_server = s.bind
+    answers = await system.eventually(
+        lambda: bind_server.query(DNS_HOST, "A"), within=20, what=f"{DNS_HOST} in BIND"
+    )
+    answers6 = bind_server.query(DNS_HOST, "AAAA")
+    console.print(
+        f"tailnet view (BIND at {bind_server.host}:{bind_server.port}, written by the "
+        f"dnsupdater over RFC 2136): {DNS_HOST} A {', '.join(answers)}; "
+        f"AAAA {', '.join(answers6) or '-'}"
+    )
+    console.print(
+        "[yellow]not shown:[/yellow] the in-cluster view (a CoreDNS rewrite to the "
+        "gateway-internal Service) and the public view (ExternalDNS) need CoreDNS and a public "
+        "zone, which the demo does not run; see tests/dnsupdater for both."
+    )
+
+
+async def _trace_scene(console: Console, s: system.System, trace_id: str | None) -> None:
+    console.rule("one change, one trace")
+    if trace_id is None:
+        console.print("[red]the group's snapshot carried no trace context[/red]")
+        return
     try:
-        await _wait_ready(ports, processes)
-        ready_ms = (time.monotonic() - started) * 1000
-        streams = await _stream_names(server.url)
-        table = Table(title="services")
-        for column in ("service", "pid", "state", "health"):
-            table.add_column(column)
-        for name, process in processes.items():
-            state = "running" if process.poll() is None else f"exited {process.returncode}"
-            table.add_row(name.value, str(process.pid), state, f"127.0.0.1:{ports[name]}/readyz")
-        console.print(table)
-        console.print(f"streams: {', '.join(sorted(streams))}; all ready in {ready_ms:.0f} ms")
-        console.print(
-            "[yellow]not built yet:[/yellow] watching, key minting, rendering, DNS and the "
-            "datapath arrive with their issues; the services start with no handlers."
+        spans = await s.otlp.wait_for_trace(trace_id, services=TRACE_SERVICES, within=20)
+    except TimeoutError:
+        spans = s.otlp.trace(trace_id)
+        console.print("[yellow]not every service's spans arrived in time[/yellow]")
+    await asyncio.sleep(0.5)  # spans of the same trace exported in the next batch
+    spans = s.otlp.trace(trace_id) or spans
+    services = sorted({span.short_service for span in spans})
+    console.print(
+        otlp.span_tree(
+            spans,
+            title=f"trace {trace_id}: creating EgressGroup {GROUP} "
+            f"({len(spans)} spans, services: {', '.join(services)})",
         )
-    finally:
-        codes = _stop(processes)
-    failed = {n.value: c for n, c in codes.items() if c != 0}
-    if failed:
-        console.print(f"[red]services exited uncleanly: {failed}[/red]")
-        return 1
-    console.print("all services stopped cleanly; nothing left behind")
-    return 0
+    )
 
 
-async def _wait_ready(
-    ports: dict[running.ServiceName, int], processes: Processes, *, within: float = 60.0
-) -> None:
-    """Until every service answers 200 on /readyz (or one of them died)."""
-    pending = dict(ports)
-    deadline = time.monotonic() + within
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as session:
-        while pending and time.monotonic() < deadline:
-            for name, port in list(pending.items()):
-                if processes[name].poll() is not None:
-                    return
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
-                        if response.status == 200:
-                            del pending[name]
-                except (aiohttp.ClientError, TimeoutError):
-                    pass
-            await asyncio.sleep(0.05)
-
-
-async def _stream_names(url: str) -> set[str]:
-    client = await nats.connect(url)
-    try:
-        return {str(s.config.name) for s in await client.jetstream().streams_info()}
-    finally:
-        await client.close()
-
-
-def _stop(processes: Processes) -> dict[running.ServiceName, int]:
-    for process in processes.values():
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    codes = {}
-    for name, process in processes.items():
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        codes[name] = process.returncode
-    return codes
+def _verdict(console: Console, s: system.System, workdir: Path) -> int:
+    unclean = {name: code for name, code in s.exit_codes.items() if code != 0}
+    console.rule("teardown")
+    if unclean:
+        console.print(f"[red]services exited uncleanly: {unclean}[/red]")
+    if workdir.exists():
+        console.print(f"[red]temp dir left behind: {workdir}[/red]")
+    console.print(
+        "all services stopped cleanly; processes, network namespaces and temp files removed"
+        if not unclean and not workdir.exists()
+        else "teardown was not clean"
+    )
+    return 1 if unclean or workdir.exists() else 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import time
 from collections.abc import AsyncIterator
 
 import nats
@@ -52,6 +53,7 @@ class Captured:
     subject: str
     data: bytes
     headers: dict[str, str]
+    received_at: float  # time.monotonic() on arrival
 
     @property
     def trace_id(self) -> str | None:
@@ -69,7 +71,12 @@ class Capture:
 
     async def on_message(self, msg: Msg) -> None:
         self.messages.append(
-            Captured(subject=msg.subject, data=msg.data, headers=dict(msg.headers or {}))
+            Captured(
+                subject=msg.subject,
+                data=msg.data,
+                headers=dict(msg.headers or {}),
+                received_at=time.monotonic(),
+            )
         )
         self._changed.set()
 

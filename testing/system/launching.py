@@ -21,6 +21,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,7 @@ class MemberPod:
     node: str
     pod_ip: str
     netns: str | None
+    created_at: float  # time.monotonic() just before the API create
 
 
 async def eventually(
@@ -115,6 +117,8 @@ class System:
         self.members: dict[tuple[str, str], MemberPod] = {}
         self._ips: dict[str, int] = {}
         self._stand_in_credentials: dict[str, str] = {}
+        # After teardown: each process's exit code on SIGTERM (None: it had to be killed).
+        self.exit_codes: dict[str, int | None] = {}
 
     # --- what runs ---------------------------------------------------------------------------
 
@@ -241,6 +245,7 @@ class System:
 
             await asyncio.to_thread(wire_eth0)
         self.create_namespace(namespace)
+        created_at = time.monotonic()
         created = api.create(
             {
                 "apiVersion": "v1",
@@ -262,6 +267,7 @@ class System:
             node=node,
             pod_ip=ip,
             netns=name_ns,
+            created_at=created_at,
         )
         self.members[(namespace, name)] = member
         return member
@@ -407,9 +413,9 @@ class System:
             process.start()
         await asyncio.gather(*(p.wait_ready(within=self.options.ready_within) for p in agents))
 
-    async def _stop_all(self) -> dict[str, int | None]:
+    async def _stop_all(self) -> None:
         codes = await asyncio.gather(*(p.stop() for p in self.processes.values()))
-        return dict(zip(self.processes, codes, strict=True))
+        self.exit_codes = dict(zip(self.processes, codes, strict=True))
 
 
 def _seed_cluster(system: System, api: kubeapi.KubeAPI) -> None:
