@@ -54,8 +54,15 @@ test-only: venv
 demo: setup
 	$(BIN)/tailwire demo
 
+# make bench: every bench/bench_*.py, each with a time limit (~15 min in all on 2 CPUs); the
+# JSON goes to $(BENCH_OUT) and its tables into docs/benchmarks.md.
+# make bench BENCH_ARGS=--quick: the smoke sizes (about a minute; the doc is not touched).
+BENCH_ARGS ?=
+BENCH_OUT ?= $(if $(findstring --quick,$(BENCH_ARGS)),$(VENV)/bench-quick.json,docs/benchmarks/results.json)
 bench: setup
-	@for b in bench/bench_*.py; do [ -e "$$b" ] && $(PY) $$b; done
+	@$(PY) bench/run.py $(BENCH_ARGS) --out $(BENCH_OUT) > /dev/null; status=$$?; \
+	$(PY) bench/report.py $(BENCH_OUT) --update docs/benchmarks.md && \
+	echo "results: $(BENCH_OUT); tables: docs/benchmarks.md"; exit $$status
 
 crds: venv
 	$(BIN)/tailwire crds -o deploy/crds
