@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,8 @@ async def _demo(console: Console) -> int:
             await _dns_scene(console, s)
             await _trace_scene(console, s, trace_id)
         workdir = s.workdir
-    return _verdict(console, s, workdir)
+        created_netns = sorted(s.netns.names) if s.netns is not None else []
+    return _verdict(console, s, workdir=workdir, created_netns=created_netns)
 
 
 def _print_parts(console: Console, s: system.System) -> None:
@@ -123,9 +125,23 @@ async def _egress_scene(console: Console, s: system.System, seen: system.Capture
                 f"time from pod creation to ack: {(acked - pod.created_at) * 1000:.0f} ms "
                 f"({pod.namespace}/{pod.name} on {pod.node})"
             )
-    status = await s.wait_for_group_status(GROUP, lambda st: st.get("matchedPods") == 3)
+    try:
+        status = await s.wait_for_group_status(GROUP, _ready_with(3), within=20)
+    except TimeoutError:
+        status = s.group_status(GROUP)
     _print_status(console, status)
     return snapshot.trace_id
+
+
+def _ready_with(members: int) -> Callable[[dict[str, Any]], bool]:
+    def check(status: dict[str, Any]) -> bool:
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        )
+        return ready and status.get("matchedPods") == members
+
+    return check
 
 
 def _first_ack_time(seen: system.Capture, pod: system.MemberPod) -> float | None:
@@ -143,8 +159,9 @@ def _ping(s: system.System, pod: system.MemberPod) -> str:
 
 
 def _print_status(console: Console, status: dict[str, Any]) -> None:
-    conditions = ", ".join(
-        f"{c.get('type')}={c.get('status')}" for c in status.get("conditions") or []
+    conditions = "; ".join(
+        f"{c.get('type')}={c.get('status')} ({c.get('reason')}: {c.get('message') or '-'})"
+        for c in status.get("conditions") or []
     )
     console.print(
         f"EgressGroup {GROUP} status: matchedPods={status.get('matchedPods')}, "
@@ -247,16 +264,21 @@ async def _trace_scene(console: Console, s: system.System, trace_id: str | None)
     )
 
 
-def _verdict(console: Console, s: system.System, workdir: Path) -> int:
+def _verdict(console: Console, s: system.System, *, workdir: Path, created_netns: list[str]) -> int:
     unclean = {name: code for name, code in s.exit_codes.items() if code != 0}
+    left = sorted(set(created_netns) & set(netns.list_netns())) if created_netns else []
     console.rule("teardown")
+    console.print(f"temp dir: {workdir}")
+    console.print(f"network namespaces created: {' '.join(created_netns) or 'none'}")
+    if left:
+        console.print(f"[red]network namespaces left behind: {left}[/red]")
     if unclean:
         console.print(f"[red]services exited uncleanly: {unclean}[/red]")
     if workdir.exists():
         console.print(f"[red]temp dir left behind: {workdir}[/red]")
     console.print(
         "all services stopped cleanly; processes, network namespaces and temp files removed"
-        if not unclean and not workdir.exists()
+        if not unclean and not workdir.exists() and not left
         else "teardown was not clean"
     )
-    return 1 if unclean or workdir.exists() else 0
+    return 1 if unclean or workdir.exists() or left else 0
