@@ -99,11 +99,18 @@ class Pods:
 
     def __init__(self, s: system.System) -> None:
         self.s = s
+        self.count = 0
+
+    def next_ip(self) -> str:
+        # Our own addresses (System.pod_ip gives 10.244.<node>.<n>, which runs out of a /24
+        # past 245 pods on a node); inside the cluster CIDR, away from the launcher's.
+        self.count += 1
+        return f"10.244.{100 + self.count // 250}.{self.count % 250 + 2}"
 
     async def prepare(self, count: int) -> list[tuple[str | None, str]]:
         prepared: list[tuple[str | None, str]] = []
         for _ in range(count):
-            ip = self.s.pod_ip(NODE)
+            ip = self.next_ip()
             name: str | None = None
             factory = self.s.netns
             if factory is not None:
