@@ -1,8 +1,10 @@
 """Prometheus metrics every service has, attached to its broker in one place.
 
-- FastStream's `NatsPrometheusMiddleware` with the prefix `tailwire_<service>`: messages
-  received and handled (by handler and outcome), handling exceptions, handling durations,
-  messages published and publish failures.
+- FastStream's Prometheus middleware with the prefix `tailwire_<service>`: messages
+  received and handled (by outcome), handling exceptions, handling durations, messages
+  published and publish failures. Its `handler`/`destination` labels carry the subject's
+  feed (`cluster.pod`, `node.plan`, `keys.request`), never the whole subject, whose object
+  and node names would make the label set grow without bound.
 - The bus lag of each feed a service reads from JetStream, taken from the metadata of every
   delivered message (no extra call to the server): the consumer's pending count
   (`tailwire_<service>_consumer_pending`) and the age of the message when it is handled
@@ -21,7 +23,12 @@ from typing import Any
 import prometheus_client
 from faststream import BaseMiddleware, ContextRepo, StreamMessage
 from faststream.nats import NatsBroker
-from faststream.nats.prometheus import NatsPrometheusMiddleware
+from faststream.nats.prometheus.provider import (
+    BatchNatsMetricsSettingsProvider,
+    NatsMetricsSettingsProvider,
+)
+from faststream.prometheus import ConsumeAttrs, PrometheusMiddleware
+from faststream.response import PublishCommand
 from nats.aio.msg import Msg
 
 from tailwire.shared import errors, subjects
@@ -62,6 +69,30 @@ def feed_of(subject: str) -> str:
     if parsed.ref is not None:
         return f"{parsed.area}.{parsed.ref.kind}"
     return parsed.area
+
+
+class _Feeds(NatsMetricsSettingsProvider):
+    def get_consume_attrs_from_message(self, msg: StreamMessage[Msg]) -> ConsumeAttrs:
+        attrs = super().get_consume_attrs_from_message(msg)
+        attrs["destination_name"] = feed_of(attrs["destination_name"])
+        return attrs
+
+    def get_publish_destination_name_from_cmd(self, cmd: PublishCommand) -> str:
+        return feed_of(cmd.destination)
+
+
+class _BatchFeeds(BatchNatsMetricsSettingsProvider):
+    def get_consume_attrs_from_message(self, msg: StreamMessage[list[Msg]]) -> ConsumeAttrs:
+        attrs = super().get_consume_attrs_from_message(msg)
+        attrs["destination_name"] = feed_of(attrs["destination_name"])
+        return attrs
+
+    def get_publish_destination_name_from_cmd(self, cmd: PublishCommand) -> str:
+        return feed_of(cmd.destination)
+
+
+def _provider(msg: Any) -> _Feeds | _BatchFeeds:
+    return _BatchFeeds() if isinstance(msg, list | tuple) else _Feeds()
 
 
 class Lag:
@@ -108,7 +139,8 @@ class _LagMiddleware(BaseMiddleware):
 def instrument(broker: NatsBroker, *, service: subjects.Service | str) -> None:
     """Attach the common metrics to a service's broker (before it starts)."""
     broker.add_middleware(
-        NatsPrometheusMiddleware(
+        PrometheusMiddleware(
+            settings_provider_factory=_provider,
             registry=prometheus_client.REGISTRY,
             app_name=f"tailwire-{service}",
             metrics_prefix=prefix(service),

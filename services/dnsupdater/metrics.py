@@ -43,3 +43,8 @@ APPLY_SECONDS = prometheus_client.Histogram(
     ["backend"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+RECONCILE_SECONDS = prometheus_client.Histogram(
+    "tailwire_dns_reconcile_seconds",
+    "Time of one reconcile pass over every zone and backend (reads on repair included)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)

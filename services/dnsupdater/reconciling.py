@@ -155,12 +155,14 @@ class Reconciler:
                     continue
                 trigger = "repair" if repair else ("event" if done else "retry")
                 self._dirty.clear()
+                started = time.monotonic()
                 try:
                     await self.reconcile(repair=repair or not done)
                 except Exception:  # a bug must not stop DNS from following the cluster
                     log.exception("dnsupdater: reconcile pass failed; retrying")
                     self._retry_delay = self._next_delay()
                 metrics.RECONCILES.labels(trigger=trigger).inc()
+                metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
         finally:
             tick.cancel()
             with contextlib.suppress(asyncio.CancelledError):

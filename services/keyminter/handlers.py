@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from faststream.middlewares import AckPolicy
@@ -24,7 +25,7 @@ from faststream.nats import ConsumerConfig, NatsRouter, PullSub
 from faststream.nats.annotations import NatsBroker, NatsMessage
 from opentelemetry import trace
 
-from tailwire.services.keyminter import minting
+from tailwire.services.keyminter import metrics, minting
 from tailwire.shared import bus, errors, subjects
 from tailwire.shared.events import base, deadletter, keys
 
@@ -90,6 +91,25 @@ class KeyWork:
             raise errors.MessageRejected(
                 f"owner: the body names {ref} but the message came on {subject}"
             )
+        started = time.monotonic()
+        failure = await self._handle(
+            request, broker=broker, ref=ref, subject=subject, payload=payload
+        )
+        kind = "revoke" if request.revoke else "ensure"
+        metrics.REQUEST_SECONDS.labels(operation=kind).observe(time.monotonic() - started)
+        outcome = "ok" if failure is None else failure.reason
+        metrics.REQUESTS.labels(operation=kind, outcome=outcome).inc()
+        return failure
+
+    async def _handle(
+        self,
+        request: keys.KeyRequest,
+        *,
+        broker: NatsBroker,
+        ref: subjects.ObjectRef,
+        subject: str,
+        payload: bytes,
+    ) -> Failure | None:
         tailnet = self.minter.tailnets.label(request.tailnet)
         operation = "keyminter.revoke" if request.revoke else "keyminter.ensure_key"
         attributes = {"tailwire.owner": str(ref), "tailwire.tailnet": tailnet}
@@ -159,6 +179,8 @@ class KeyWork:
                 payload=request.to_bytes(),
             )
             renewed += failure is None
+            if failure is None:
+                metrics.RENEWED.inc()
         return renewed
 
 

@@ -21,7 +21,7 @@ import logging
 import nats.js.errors
 from faststream.nats import NatsBroker, NatsRouter, PullSub
 
-from tailwire.services.nodeagent import reconciling
+from tailwire.services.nodeagent import metrics, reconciling
 from tailwire.shared import bus, errors, permissions, subjects
 from tailwire.shared.events import base, gateways, nodes
 
@@ -87,6 +87,7 @@ class Wiring:
             log.info("ignoring plan generation %d: %d is applied", plan.generation, last.generation)
             return
         ack = await self.agent.apply_plan(plan)
+        record(ack)
         failed = [p for p in ack.pods if not p.ok]
         log.info(
             "applied plan generation %d: %d pods (%d failed), %d writes in %.1f ms",
@@ -154,7 +155,9 @@ class Wiring:
             if plan is None or not self.agent.needs_retry:
                 continue
             try:
-                await self.publish_ack(await self.agent.apply_plan(plan))
+                ack = await self.agent.apply_plan(plan)
+                record(ack)
+                await self.publish_ack(ack)
             except errors.TailwireError as exc:
                 log.warning("re-applying plan generation %d failed: %s", plan.generation, exc)
 
@@ -167,3 +170,14 @@ class Wiring:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._retrying
         await self.agent.close()
+
+
+def record(ack: nodes.NodeAck) -> None:
+    """Count one plan application in the nodeagent's metrics."""
+    failed = sum(not p.ok for p in ack.pods) + sum(not g.ok for g in ack.gateways)
+    metrics.APPLIES.labels(outcome="failed" if failed else "ok").inc()
+    metrics.APPLY_SECONDS.observe(ack.duration_ms / 1000)
+    metrics.WRITES.inc(ack.netlink_writes)
+    metrics.PODS.labels(result="ok").set(sum(p.ok for p in ack.pods))
+    metrics.PODS.labels(result="failed").set(sum(not p.ok for p in ack.pods))
+    metrics.GENERATION.set(ack.generation)

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import cast
 
@@ -23,7 +24,7 @@ from faststream.nats import DeliverPolicy, NatsBroker, NatsRouter
 from faststream.nats.annotations import NatsMessage
 from opentelemetry import context as otel_context
 
-from tailwire.services.renderer import domain, renderers
+from tailwire.services.renderer import domain, metrics, renderers
 from tailwire.services.renderer import view as view_module
 from tailwire.services.renderer.adapters import syncing
 from tailwire.services.renderer.egress import options, outputs, rendering, statuses
@@ -230,13 +231,17 @@ class Renderer:
             self._dirty.clear()
             trace, self._trace = self._trace, None
             token = otel_context.attach(trace) if trace is not None else None
+            started = time.monotonic()
             try:
                 await self.reconcile()
+                metrics.RECONCILES.labels(outcome="ok").inc()
             except errors.BusError as exc:
+                metrics.RECONCILES.labels(outcome="publish_failed").inc()
                 log.warning("publishing failed, will retry: %s", exc)
                 self._dirty.set()
                 await asyncio.sleep(1.0)
             finally:
+                metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
                 if token is not None:
                     otel_context.detach(token)
 
@@ -269,6 +274,7 @@ class Renderer:
         for item in decision.outgoing:
             await bus.publish(self.broker, item.event, subject=item.subject, msg_id=item.msg_id)
             self.published.record(item)
+            metrics.PUBLISHED.labels(area=item.subject.split(".")[2]).inc()
         if self.sync is not None:
             extra = domain.combine(self._run_computations())
             self.sync.update(

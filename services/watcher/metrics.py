@@ -41,3 +41,15 @@ RESOURCE_AVAILABLE = prometheus_client.Gauge(
     "1 when the resource is served (its CRD is installed), else 0",
     ["kind"],
 )
+PUBLISH_LAG = prometheus_client.Histogram(
+    "tailwire_watcher_publish_lag_seconds",
+    "Time from a change being decided (watch event normalized) to JetStream's ack, "
+    "queueing and retries included",
+    ["kind"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0),
+)
+PUBLISH_FAILURES = prometheus_client.Counter(
+    "tailwire_watcher_publish_failures",
+    "Publishes that failed and were retried (NATS unreachable, no stream ack)",
+    ["kind"],
+)

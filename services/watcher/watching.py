@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Protocol
 
@@ -81,7 +82,9 @@ class PublishQueue:
         await self._slots.acquire()
         subject = domain.subject_of(snapshot)
         previous = self._tails.get(subject)
-        task = asyncio.create_task(self._publish(snapshot, after=previous))
+        task = asyncio.create_task(
+            self._publish(snapshot, after=previous, decided=time.monotonic())
+        )
         self._tails[subject] = task
         task.add_done_callback(lambda done: self._finished(subject, done))
 
@@ -91,7 +94,7 @@ class PublishQueue:
             del self._tails[subject]
 
     async def _publish(
-        self, snapshot: domain.Snapshot, *, after: asyncio.Task[None] | None
+        self, snapshot: domain.Snapshot, *, after: asyncio.Task[None] | None, decided: float
     ) -> None:
         if after is not None:
             await asyncio.wait([after])  # order per subject: the older change lands first
@@ -100,12 +103,14 @@ class PublishQueue:
             try:
                 await self.publisher.publish(snapshot)
             except errors.BusError as exc:
+                metrics.PUBLISH_FAILURES.labels(snapshot.kind.value).inc()
                 delay = self.backoff.delay(attempt=attempt, rand=self.rand())
                 log.warning("publishing %s failed, retrying in %.1fs: %s", snapshot.ref, delay, exc)
                 attempt += 1
                 await self.sleep(delay)
                 continue
             metrics.PUBLISHED.labels(snapshot.kind.value).inc()
+            metrics.PUBLISH_LAG.labels(snapshot.kind.value).observe(time.monotonic() - decided)
             return
 
     async def drain(self) -> None:

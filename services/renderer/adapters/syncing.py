@@ -16,10 +16,11 @@ import dataclasses
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tailwire.services.renderer import domain
+from tailwire.services.renderer import domain, metrics
 from tailwire.services.renderer.adapters import kube
 from tailwire.shared import errors
 
@@ -78,9 +79,11 @@ class ManifestSync:
                 # edited or deleted behind tailwire's back converge without a desired change.
                 self._applied.clear()
             self._changed.clear()
+            started = time.monotonic()
             try:
                 await self._sync_once(self._desired)
             except errors.TransientBackendError as exc:
+                metrics.SYNC_PASSES.labels(outcome="unreachable").inc()
                 if not self._unreachable:
                     log.warning("Kubernetes API unreachable, will retry: %s", exc)
                 self._unreachable = True
@@ -88,6 +91,8 @@ class ManifestSync:
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, self._max)
                 continue
+            metrics.SYNC_PASSES.labels(outcome="ok").inc()
+            metrics.SYNC_SECONDS.observe(time.monotonic() - started)
             if self._unreachable:
                 log.info("Kubernetes API reachable again; desired objects applied")
             self._unreachable = False
