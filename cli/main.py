@@ -12,6 +12,7 @@ import typer
 
 from tailwire.cli import asyncapi as asyncapi_doc
 from tailwire.cli import demo as demo_script
+from tailwire.cli import dev as dev_script
 from tailwire.cli import rendering, running, validating
 from tailwire.shared import errors, permissions
 
@@ -158,6 +159,28 @@ def nats_config(
 def demo() -> None:
     """Run the embedded demo: nats-server, every service, the seed examples; then clean up."""
     raise typer.Exit(demo_script.run_demo())
+
+
+@app.command()
+def dev(
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option("--kubeconfig", help="Use this cluster instead of the emulated API."),
+    ] = None,
+    nodes: Annotated[
+        str | None,
+        typer.Option(
+            "--nodes",
+            help="Comma-separated node names to run a nodeagent for here "
+            "(default: node-a,node-b on the emulator, none with --kubeconfig).",
+        ),
+    ] = None,
+) -> None:
+    """Run the whole system with a live table of groups, members, plans, acks and DNS
+    records until Ctrl-C (control API: Tailscale when TAILWIRE_TAILSCALE_OAUTH_CLIENT_ID and
+    _SECRET are set, else a local stand-in)."""
+    node_names = None if nodes is None else tuple(n.strip() for n in nodes.split(",") if n.strip())
+    raise typer.Exit(dev_script.run_dev(kubeconfig=kubeconfig, nodes_=node_names))
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ import logging
 import os
 import secrets
 import shutil
+import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -418,6 +419,24 @@ class System:
         self.exit_codes = dict(zip(self.processes, codes, strict=True))
 
 
+class SessionNatsServer(natsserver.NatsServer):
+    """nats-server in its own session, dying with the launcher: a Ctrl-C at the terminal
+    reaches the launcher only, which stops the services first and NATS last."""
+
+    def start(self, *, timeout: float = 10.0) -> None:
+        if self.process is not None:
+            return
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            self._command(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=processes.die_with_parent,
+        )
+        self._wait_ready(timeout=timeout)
+
+
 def _seed_cluster(system: System, api: kubeapi.KubeAPI) -> None:
     system.create_namespace(GATEWAY_NAMESPACE)
     for index, node in enumerate(system.nodes):
@@ -464,7 +483,7 @@ async def running(options: Options | None = None) -> AsyncIterator[System]:
             listen=f"127.0.0.1:{port}",
             store_dir=str(workdir / "nats" / "jetstream"),
         )
-        system.nats = natsserver.NatsServer(
+        system.nats = SessionNatsServer(
             store_dir=workdir / "nats",
             port=port,
             config_text=buses.with_admin(config, password=admin_password),

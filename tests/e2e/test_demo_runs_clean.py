@@ -14,7 +14,7 @@ import pytest
 from tailwire.testing import netns
 
 
-def _processes_mentioning(text: str) -> list[int]:
+def processes_mentioning(text: str) -> list[int]:
     """Pids whose command line or environment mentions `text` (the demo's temp dir)."""
     found = []
     for entry in Path("/proc").iterdir():
@@ -57,7 +57,7 @@ def _check_output_and_cleanup(out: str) -> None:
     workdir = re.search(r"temp dir: (\S+)", out)
     assert workdir is not None, out
     assert not Path(workdir.group(1)).exists()
-    assert _processes_mentioning(workdir.group(1)) == []
+    assert processes_mentioning(workdir.group(1)) == []
     created = re.search(r"network namespaces created: (.*)", out)
     assert created is not None
     names = set(created.group(1).split()) - {"none"}
