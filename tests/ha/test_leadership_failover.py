@@ -162,6 +162,9 @@ async def test_killed_leader_is_replaced_and_a_later_change_lands(
             assert 'tailwire_leadership_is_leader{lease="tailwire-renderer"} 1.0' not in (
                 standby_metrics
             )
+            # ...and has not subscribed: it received no message at all.
+            assert "tailwire_renderer_received_messages_total{" in leader_metrics
+            assert "tailwire_renderer_received_messages_total{" not in standby_metrics
 
             processes[leader].send_signal(signal.SIGKILL)
             await eventually(lambda: processes[leader].poll() is not None, within=10, what="kill")
