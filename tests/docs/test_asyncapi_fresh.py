@@ -3,8 +3,10 @@ subscriber and every subject area of docs/subjects.md."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import jsonschema
 import yaml
 
 from tailwire.cli import asyncapi
@@ -61,3 +63,13 @@ def test_subjects_md_links_the_document_and_covers_every_area() -> None:
     areas = {c["address"].split(".")[2] for c in document["channels"].values()}
     for area in areas:
         assert f"`tailwire.v1.{area}." in overview, area
+
+
+def test_the_document_is_valid_asyncapi_3() -> None:
+    schema = json.loads((Path(__file__).parent / "schemas" / "asyncapi-3.0.0.json").read_text())
+    document = yaml.safe_load((DOCS / "asyncapi.yaml").read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    problems = [
+        f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(document)
+    ]
+    assert problems == []
