@@ -83,10 +83,12 @@ class Acks:
     def __init__(self) -> None:
         self.seen: dict[str, float] = {}
         self.ok: dict[str, float] = {}
+        self.messages = 0
 
     async def on_message(self, msg: Msg) -> None:
         now = time.perf_counter()
         ack = nodes.NodeAck.model_validate_json(msg.data)
+        self.messages += 1
         for pod in ack.pods:
             self.seen.setdefault(pod.pod_uid, now)
             if pod.ok:
@@ -167,7 +169,7 @@ async def tailwire_burst(
     s: system.System, acks: Acks, pods: Pods, *, count: int, prefix: str, limit: float
 ) -> dict[str, Any]:
     prepared = await pods.prepare(count)
-    load_before, cpu_before = benchkit.load(), cpu_of(s)
+    load_before, cpu_before, acks_before = benchkit.load(), cpu_of(s), acks.messages
     created = [
         pods.create(namespace="bench", name=f"{prefix}-{i:04d}", netns_name=n, ip=ip)
         for i, (n, ip) in enumerate(prepared)
@@ -186,6 +188,7 @@ async def tailwire_burst(
         "latency": summary(latencies),
         "seconds_first_creation_to_last_ack": round(span, 3) if span else None,
         "pods_per_second": round(len(latencies) / span, 1) if span else None,
+        "acks_published": acks.messages - acks_before,
         "service_cpu_seconds": cpu_delta(cpu_before, cpu_of(s)),
         "load_average_1m": [load_before, benchkit.load()],
     }
@@ -209,8 +212,11 @@ def anchor_member(*, index: int, uid: str, netns_name: str | None) -> nodes.Memb
     )
 
 
-async def anchor_burst(s: system.System, pods: Pods, *, count: int, limit: float) -> dict[str, Any]:
-    """The anchor's design: LIST every pod every 3 s, stitch the new members."""
+async def anchor_run(
+    s: system.System, pods: Pods, *, count: int, single: int, limit: float
+) -> dict[str, Any]:
+    """The anchor's design: LIST every pod every 3 s, stitch the new members. Pods one at a
+    time (created at spread-out phases of the period), then the burst."""
     assert s.kube is not None
     gateway: str | None = None
     if s.netns is not None:
@@ -218,6 +224,7 @@ async def anchor_burst(s: system.System, pods: Pods, *, count: int, limit: float
         await asyncio.to_thread(s.netns.tailnet_peer, gateway=gateway)
     s.create_namespace("anchor")
     prepared = await pods.prepare(count)
+    prepared_single = await pods.prepare(single)
     stitched: dict[str, tuple[float, bool]] = {}
     passes: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="bench-anchor-") as state:
@@ -281,7 +288,21 @@ async def anchor_burst(s: system.System, pods: Pods, *, count: int, limit: float
                     await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
 
             task = asyncio.create_task(loop())
-            await asyncio.sleep(POLL_PERIOD * 0.37)  # creation lands mid-period, as it would
+            singles: list[float] = []
+            for i, (n, ip) in enumerate(prepared_single):
+                # Spread the creations over the period (a pod does not know the loop's phase).
+                await asyncio.sleep(POLL_PERIOD * ((0.37 + 0.61 * i) % 1.0))
+                uid, t = pods.create(
+                    namespace="anchor",
+                    name=f"anchor-one-{i:04d}",
+                    netns_name=n,
+                    ip=ip,
+                    member=False,
+                )
+                await benchkit.until(lambda: uid in stitched, limit=limit)  # noqa: B023
+                if uid in stitched:
+                    singles.append(stitched[uid][0] - t)
+            await asyncio.sleep(POLL_PERIOD * 0.37)  # the burst lands mid-period
             load_before = benchkit.load()
             created = [
                 pods.create(
@@ -293,20 +314,22 @@ async def anchor_burst(s: system.System, pods: Pods, *, count: int, limit: float
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            # Idle cost of the design: each pass LISTs everything even when nothing changed.
     latencies = [stitched[uid][0] - t for uid, t in created if uid in stitched]
     last = max((stitched[uid][0] for uid, _ in created if uid in stitched), default=None)
     span = last - created[0][1] if last is not None else None
     return {
-        "pods": count,
-        "stitched": len(latencies),
-        "stitched_ok": sum(stitched[uid][1] for uid, _ in created if uid in stitched),
+        "single": summary(singles),
+        "burst": {
+            "pods": count,
+            "stitched": len(latencies),
+            "stitched_ok": sum(stitched[uid][1] for uid, _ in created if uid in stitched),
+            "latency": summary(latencies),
+            "seconds_first_creation_to_last_stitch": round(span, 3) if span else None,
+            "pods_per_second": round(len(latencies) / span, 1) if span else None,
+            "load_average_1m": [load_before, benchkit.load()],
+        },
         "poll_period_s": POLL_PERIOD,
-        "latency": summary(latencies),
-        "seconds_first_creation_to_last_stitch": round(span, 3) if span else None,
-        "pods_per_second": round(len(latencies) / span, 1) if span else None,
-        "passes": passes[-5:],
-        "load_average_1m": [load_before, benchkit.load()],
+        "last_passes": passes[-3:],
     }
 
 
@@ -335,14 +358,18 @@ async def run(*, burst: int, single: int, limit: float) -> dict[str, Any]:
         result["burst"] = await tailwire_burst(
             s, acks, pods, count=burst, prefix="burst", limit=limit
         )
-        result["anchor_poll_3s"] = await anchor_burst(s, pods, count=burst, limit=limit)
-    t, a = result["burst"]["latency"], result["anchor_poll_3s"]["latency"]
+        result["anchor_poll_3s"] = await anchor_run(
+            s, pods, count=burst, single=single, limit=limit
+        )
+    t, a = result["burst"]["latency"], result["anchor_poll_3s"]["burst"]["latency"]
+    t1, a1 = result["single"], result["anchor_poll_3s"]["single"]
 
     def ratio(x: float | None, y: float | None) -> float | None:
         return round(x / y, 2) if x is not None and y else None
 
     result["ratios_anchor_to_tailwire"] = {
-        key: ratio(a.get(key), t.get(key)) for key in ("p50_s", "p99_s", "max_s")
+        "single": {key: ratio(a1.get(key), t1.get(key)) for key in ("p50_s", "p99_s", "max_s")},
+        "burst": {key: ratio(a.get(key), t.get(key)) for key in ("p50_s", "p99_s", "max_s")},
     }
     return result
 

@@ -85,7 +85,8 @@ def pipeline(doc: dict[str, Any]) -> list[str]:
             f"Not measured: {e.get('error') or 'not in this run'}",
             "",
         ]
-    b, a, s = r["burst"], r["anchor_poll_3s"], r["single"]
+    b, s = r["burst"], r["single"]
+    a1, ab = get(r, "anchor_poll_3s", "single") or {}, get(r, "anchor_poll_3s", "burst") or {}
     rows = [
         [
             "tailwire, 1 pod at a time",
@@ -97,6 +98,15 @@ def pipeline(doc: dict[str, Any]) -> list[str]:
             fmt(s.get("load_average_1m")),
         ],
         [
+            "anchor (LIST every 3 s), 1 pod at a time",
+            a1.get("count"),
+            fmt(a1.get("p50_s"), " s"),
+            fmt(a1.get("p99_s"), " s"),
+            fmt(a1.get("max_s"), " s"),
+            "-",
+            "-",
+        ],
+        [
             f"tailwire, burst of {b['pods']}",
             b["acked_ok"],
             fmt(get(b, "latency", "p50_s"), " s"),
@@ -106,26 +116,30 @@ def pipeline(doc: dict[str, Any]) -> list[str]:
             " -> ".join(fmt(x) for x in b["load_average_1m"]),
         ],
         [
-            f"anchor: LIST every 3 s, burst of {a['pods']}",
-            a["stitched_ok"],
-            fmt(get(a, "latency", "p50_s"), " s"),
-            fmt(get(a, "latency", "p99_s"), " s"),
-            fmt(get(a, "latency", "max_s"), " s"),
-            fmt(a.get("pods_per_second")),
-            " -> ".join(fmt(x) for x in a["load_average_1m"]),
+            f"anchor (LIST every 3 s), burst of {ab.get('pods')}",
+            ab.get("stitched_ok"),
+            fmt(get(ab, "latency", "p50_s"), " s"),
+            fmt(get(ab, "latency", "p99_s"), " s"),
+            fmt(get(ab, "latency", "max_s"), " s"),
+            fmt(ab.get("pods_per_second")),
+            " -> ".join(fmt(x) for x in ab.get("load_average_1m", [])),
         ],
     ]
     ratios = r.get("ratios_anchor_to_tailwire", {})
+
+    def said(kind: str) -> str:
+        q = ratios.get(kind, {})
+        return f"p50 x{fmt(q.get('p50_s'))}, p99 x{fmt(q.get('p99_s'))}, max x{fmt(q.get('max_s'))}"
+
     return [
         "### Pod to egress-ready (creation in the API -> nodeagent ack, routes live)",
         "",
-        f"Real netns: {r.get('netns')}. Whole run {fmt(e.get('wall_seconds'), ' s')}, "
-        f"{load_of(e)}.",
+        f"Real netns: {r.get('netns')}. Whole run {fmt(e.get('wall_seconds'), ' s')}, {load_of(e)}.",
         "",
         *table(["path", "pods ok", "p50", "p99", "max", "pods/s", "load 1m"], rows),
-        f"Anchor / tailwire for the burst: p50 x{fmt(ratios.get('p50_s'))}, "
-        f"p99 x{fmt(ratios.get('p99_s'))}, max x{fmt(ratios.get('max_s'))}. "
-        f"CPU seconds of each service process during the burst: "
+        f"Anchor / tailwire (> 1: tailwire sooner): one pod at a time {said('single')}; burst {said('burst')}.",
+        f"During the burst the nodeagent published {fmt(b.get('acks_published'))} acks (one per plan generation it applied); "
+        "CPU seconds of each service process during the burst: "
         + ", ".join(f"{k} {fmt(v)}" for k, v in b.get("service_cpu_seconds", {}).items())
         + ".",
         "",
