@@ -305,15 +305,16 @@ class System:
         return await buses.last_plan(self.admin, node)
 
     async def wait_for_ack(
-        self, *, node: str, pod_uid: str, ok: bool = True, within: float = 20.0
+        self, *, node: str, pod_uid: str, ok: bool | None = True, within: float = 20.0
     ) -> node_events.NodeAck:
-        """The first ack of `node` whose results include `pod_uid` (ok, unless told)."""
+        """The first ack of `node` whose results include `pod_uid`: applied (ok=True), failed
+        (ok=False) or either (ok=None: without netns, a pod's netns cannot be found)."""
 
         async def probe() -> node_events.NodeAck | None:
             ack = await self.last_ack(node)
             if ack is None:
                 return None
-            hit = any(p.pod_uid == pod_uid and p.ok == ok for p in ack.pods)
+            hit = any(p.pod_uid == pod_uid and ok in (None, p.ok) for p in ack.pods)
             return ack if hit else None
 
         ack: node_events.NodeAck = await eventually(

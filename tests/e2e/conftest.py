@@ -26,3 +26,9 @@ def netns_skip_reason() -> str | None:
         if reason
         else None
     )
+
+
+def stitched() -> bool | None:
+    """What a member's ack result should say: applied with netns; without them the agent
+    cannot find the pod's netns and reports why (either outcome is then accepted)."""
+    return True if netns.unavailable_reason() is None else None

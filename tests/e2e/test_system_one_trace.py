@@ -8,6 +8,7 @@ import pytest
 
 from tailwire.shared import subjects
 from tailwire.testing import system
+from tests.e2e import conftest
 
 pytestmark = pytest.mark.asyncio(loop_scope="package")
 
@@ -50,4 +51,4 @@ async def test_a_new_group_is_one_trace_from_watcher_to_nodeagent(
     services = {span.short_service for span in spans}
     assert {"watcher", "renderer", "keyminter", "nodeagent"} <= services
     # The ack the nodeagent published for this pod travels in the same trace.
-    await s.wait_for_ack(node=pod.node, pod_uid=pod.uid, ok=True, within=30)
+    await s.wait_for_ack(node=pod.node, pod_uid=pod.uid, ok=conftest.stitched(), within=30)
