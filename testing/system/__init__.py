@@ -61,9 +61,9 @@ from .launching import (
     Options,
     System,
     eventually,
-    running,
 )
 from .processes import ServiceNotReady, ServiceProcess
+from .starting import running
 
 __all__ = [
     "ADMIN_USER",

@@ -1,0 +1,245 @@
+"""Start-up and teardown of the whole system: `running()`.
+
+Order: temp dir -> secured nats-server -> Kubernetes API emulator (seeded) -> control-API
+fake -> BIND (optional) -> OTLP receiver -> network namespaces (root) -> the central services
+(which declare the streams) -> one nodeagent per node. Teardown runs in reverse from an
+AsyncExitStack, so a failure anywhere (or Ctrl-C) still stops every process, removes every
+netns this run created and deletes the temp dir. Each service gets its settings explicitly
+(`service_env`): its own NATS user, the emulator's kubeconfig, the control API, BIND, OTLP.
+
+Must not: be imported by services, or touch anything outside its temp dir, its own netns and
+loopback ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from tailwire.shared import permissions, subjects
+from tailwire.testing import bind, controlapi, kubeapi, natsserver, netns, otlp
+from tailwire.testing.system import buses, kubelet, launching, processes
+
+log = logging.getLogger(__name__)
+
+
+def service_env(system: launching.System, *, user: str) -> dict[str, str]:
+    opts = system.options
+    env = processes.base_environment()
+    env.update(
+        {
+            "TAILWIRE_NATS_URL": system.nats.url,
+            "TAILWIRE_NATS_USER": user,
+            "TAILWIRE_NATS_PASSWORD": system.passwords[user],
+            "KUBECONFIG": str(system.kubeconfig),
+            "TAILWIRE_KUBECONFIG": str(system.kubeconfig),
+            "TAILWIRE_NAMESPACE": launching.GATEWAY_NAMESPACE,
+            "TAILWIRE_CLUSTER_CIDRS": ",".join(launching.CLUSTER_CIDRS),
+            "TAILWIRE_LOG_LEVEL": opts.log_level,
+            "TAILWIRE_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": system.otlp.url,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+            "TAILWIRE_TAILSCALE_TAILNET": opts.tailscale_tailnet,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(_tailscale_env(system))
+    if system.bind is not None:
+        env.update(
+            {
+                "TAILWIRE_DNS_ZONES": json.dumps(
+                    [{"zone": z, "backends": ["rfc2136"]} for z in system.bind.zones]
+                ),
+                "TAILWIRE_DNS_RFC2136_SERVER": system.bind.host,
+                "TAILWIRE_DNS_RFC2136_PORT": str(system.bind.port),
+                "TAILWIRE_DNS_TSIG_KEY_NAME": system.bind.key_name,
+                "TAILWIRE_DNS_TSIG_ALGORITHM": system.bind.key_algorithm,
+                "TAILWIRE_DNS_TSIG_SECRET": system.bind.key_secret,
+            }
+        )
+    env.update(opts.env)
+    return env
+
+
+def _tailscale_env(system: launching.System) -> dict[str, str]:
+    opts = system.options
+    if system.control is not None:
+        return dict(system.stand_in_credentials, TAILWIRE_TAILSCALE_API_URL=system.control.url)
+    return {
+        "TAILWIRE_TAILSCALE_API_URL": opts.tailscale_api_url,
+        "TAILWIRE_TAILSCALE_OAUTH_CLIENT_ID": opts.tailscale_client_id or "",
+        "TAILWIRE_TAILSCALE_OAUTH_CLIENT_SECRET": opts.tailscale_client_secret or "",
+    }
+
+
+def make_processes(system: launching.System) -> None:
+    logs = system.workdir / "logs"
+    logs.mkdir(exist_ok=True)
+    for service in launching.CENTRAL_SERVICES:
+        system.processes[service] = processes.ServiceProcess.for_service(
+            service=service,
+            node=None,
+            env=service_env(system, user=service),
+            health_port=natsserver.free_port(),
+            log_dir=logs,
+        )
+    for node in system.nodes:
+        env = service_env(system, user=permissions.nodeagent_user(node))
+        state = system.workdir / "gateways" / node
+        state.mkdir(parents=True, exist_ok=True)
+        env["TAILWIRE_GATEWAY_STATE_ROOT"] = str(state)
+        process = processes.ServiceProcess.for_service(
+            service="nodeagent",
+            node=node,
+            env=env,
+            health_port=natsserver.free_port(),
+            log_dir=logs,
+        )
+        system.processes[process.name] = process
+
+
+async def start_all(system: launching.System) -> None:
+    central = [system.processes[s] for s in launching.CENTRAL_SERVICES]
+    for process in central:
+        process.start()
+    # Central services declare the streams; a confined nodeagent may not.
+    await asyncio.gather(*(p.wait_ready(within=system.options.ready_within) for p in central))
+    agents = [system.processes[f"nodeagent/{n}"] for n in system.nodes]
+    for process in agents:
+        process.start()
+    await asyncio.gather(*(p.wait_ready(within=system.options.ready_within) for p in agents))
+
+
+async def stop_all(system: launching.System) -> None:
+    codes = await asyncio.gather(*(p.stop() for p in system.processes.values()))
+    system.exit_codes = dict(zip(system.processes, codes, strict=True))
+
+
+class SessionNatsServer(natsserver.NatsServer):
+    """nats-server in its own session, dying with the launcher: a Ctrl-C at the terminal
+    reaches the launcher only, which stops the services first and NATS last."""
+
+    def start(self, *, timeout: float = 10.0) -> None:
+        if self.process is not None:
+            return
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            self._command(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=processes.die_with_parent,
+        )
+        self._wait_ready(timeout=timeout)
+
+
+def seed_cluster(system: launching.System, api: kubeapi.KubeAPI) -> None:
+    system.create_namespace(launching.GATEWAY_NAMESPACE)
+    for index, node in enumerate(system.nodes):
+        api.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": node,
+                    "labels": {"kubernetes.io/hostname": node, "kubernetes.io/os": "linux"},
+                },
+                "status": {
+                    "addresses": [{"type": "InternalIP", "address": f"192.168.77.{index + 10}"}],
+                    "conditions": [{"type": "Ready", "status": "True"}],
+                },
+            }
+        )
+
+
+def netns_wanted(option: bool | None) -> bool:
+    reason = netns.unavailable_reason() if option is not False else None
+    if option is True and reason is not None:
+        raise RuntimeError(f"network namespaces were required: {reason}")
+    return option is not False and reason is None
+
+
+@contextlib.asynccontextmanager
+async def running(options: launching.Options | None = None) -> AsyncIterator[launching.System]:
+    """Start the whole system; yield it; always tear everything down."""
+    options = options or launching.Options()
+    workdir = Path(tempfile.mkdtemp(prefix="tailwire-system-"))
+    system = launching.System(options=options, workdir=workdir)
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(shutil.rmtree, workdir, True)
+        # NATS: one user per service and per node, random passwords, plus the test admin.
+        users = [str(s) for s in subjects.Service if s is not subjects.Service.NODEAGENT]
+        users += [permissions.nodeagent_user(n) for n in options.nodes]
+        system.passwords = {u: secrets.token_urlsafe(18) for u in users}
+        admin_password = secrets.token_urlsafe(18)
+        port = natsserver.free_port()
+        config = permissions.render_nats_config(
+            passwords=system.passwords,
+            nodes=options.nodes,
+            listen=f"127.0.0.1:{port}",
+            store_dir=str(workdir / "nats" / "jetstream"),
+        )
+        system.nats = SessionNatsServer(
+            store_dir=workdir / "nats",
+            port=port,
+            config_text=buses.with_admin(config, password=admin_password),
+        )
+        system.nats.start()
+        stack.callback(system.nats.stop)
+        system.admin = await buses.connect(
+            system.nats.url, user=buses.ADMIN_USER, password=admin_password
+        )
+        stack.push_async_callback(system.admin.close)
+
+        if options.kubeconfig is None:
+            system.kube = await stack.enter_async_context(
+                kubeapi.serve(kubeconfig_path=workdir / "kubeconfig", request_log_limit=200)
+            )
+            system.kubeconfig = system.kube.kubeconfig_path
+            seed_cluster(system, system.kube)
+        else:
+            system.kubeconfig = options.kubeconfig
+
+        if options.tailscale_client_id and options.tailscale_client_secret:
+            system.stand_in_credentials = {}
+        else:
+            system.control = await stack.enter_async_context(controlapi.serve())
+            client = system.control.add_oauth_client(
+                scopes=["auth_keys", "devices:core", "dns"], tags=list(options.tags)
+            )
+            system.stand_in_credentials = {
+                "TAILWIRE_TAILSCALE_OAUTH_CLIENT_ID": client.client_id,
+                "TAILWIRE_TAILSCALE_OAUTH_CLIENT_SECRET": client.client_secret,
+            }
+
+        if options.use_bind:
+            system.bind = stack.enter_context(bind.running(zones=options.dns_zones))
+        system.otlp = await stack.enter_async_context(otlp.serve())
+
+        if system.kube is not None and netns_wanted(options.use_netns):
+            system.netns = stack.enter_context(netns.NetnsFactory())
+        if system.kube is not None:
+            system.kubelet = kubelet.GatewayKubelet(
+                api=system.kube,
+                nodes=options.nodes,
+                namespace=launching.GATEWAY_NAMESPACE,
+                factory=system.netns,
+                pod_ip=system.pod_ip,
+            )
+            system.kubelet.start()
+            stack.push_async_callback(system.kubelet.stop)
+
+        make_processes(system)
+        stack.push_async_callback(stop_all, system)
+        await start_all(system)
+        log.info("tailwire system running in %s (pid %d)", workdir, os.getpid())
+        yield system
