@@ -179,6 +179,8 @@ async def running(options: launching.Options | None = None) -> AsyncIterator[lau
         # NATS: one user per service and per node, random passwords, plus the test admin.
         users = [str(s) for s in subjects.Service if s is not subjects.Service.NODEAGENT]
         users += [permissions.nodeagent_user(n) for n in options.nodes]
+        if not options.nodes:  # render_nats_config then adds one shared `nodeagent` user
+            users.append(str(subjects.Service.NODEAGENT))
         system.passwords = {u: secrets.token_urlsafe(18) for u in users}
         admin_password = secrets.token_urlsafe(18)
         port = natsserver.free_port()

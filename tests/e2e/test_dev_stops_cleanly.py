@@ -42,7 +42,7 @@ def test_dev_shows_the_table_and_stops_cleanly_on_ctrl_c() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TAILWIRE_", "OTEL_"))}
     env["COLUMNS"] = "200"
     process = subprocess.Popen(
-        [sys.executable, "-m", "tailwire.cli", "dev"],
+        [sys.executable, "-m", "tailwire.cli", "dev", "--nodes", "node-a"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
