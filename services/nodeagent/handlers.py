@@ -140,6 +140,9 @@ class Wiring:
                     else g
                     for g in ack.gateways
                 ),
+                # Nothing was written for any pod either: a restated ack must not count
+                # the original apply's writes a second time.
+                "pods": tuple(p.model_copy(update={"writes": 0}) for p in ack.pods),
                 "applied_at": base.utcnow(),
                 "netlink_writes": 0,
             }
