@@ -213,7 +213,7 @@ def anchor_member(*, index: int, uid: str, netns_name: str | None) -> nodes.Memb
 
 
 async def anchor_run(
-    s: system.System, pods: Pods, *, count: int, single: int, limit: float
+    s: system.System, pods: Pods, *, count: int, single: int, limit: float, period: float
 ) -> dict[str, Any]:
     """The anchor's design: LIST every pod every 3 s, stitch the new members. Pods one at a
     time (created at spread-out phases of the period), then the burst."""
@@ -284,14 +284,14 @@ async def anchor_run(
                 while True:
                     generation += 1
                     await one_pass(generation)
-                    next_at = start + generation * POLL_PERIOD
+                    next_at = start + generation * period
                     await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
 
             task = asyncio.create_task(loop())
             singles: list[float] = []
             for i, (n, ip) in enumerate(prepared_single):
                 # Spread the creations over the period (a pod does not know the loop's phase).
-                await asyncio.sleep(POLL_PERIOD * ((0.37 + 0.61 * i) % 1.0))
+                await asyncio.sleep(period * ((0.37 + 0.61 * i) % 1.0))
                 uid, t = pods.create(
                     namespace="anchor",
                     name=f"anchor-one-{i:04d}",
@@ -302,7 +302,7 @@ async def anchor_run(
                 await benchkit.until(lambda: uid in stitched, limit=limit)  # noqa: B023
                 if uid in stitched:
                     singles.append(stitched[uid][0] - t)
-            await asyncio.sleep(POLL_PERIOD * 0.37)  # the burst lands mid-period
+            await asyncio.sleep(period * 0.37)  # the burst lands mid-period
             load_before = benchkit.load()
             created = [
                 pods.create(
@@ -328,12 +328,12 @@ async def anchor_run(
             "pods_per_second": round(len(latencies) / span, 1) if span else None,
             "load_average_1m": [load_before, benchkit.load()],
         },
-        "poll_period_s": POLL_PERIOD,
+        "poll_period_s": period,
         "last_passes": passes[-3:],
     }
 
 
-async def run(*, burst: int, single: int, limit: float) -> dict[str, Any]:
+async def run(*, burst: int, single: int, limit: float, period: float) -> dict[str, Any]:
     result: dict[str, Any] = {"benchmark": "pipeline", "python": sys.version.split()[0]}
     options = system.Options(nodes=(NODE,), log_level="WARNING")
     async with system.running(options) as s:
@@ -359,7 +359,7 @@ async def run(*, burst: int, single: int, limit: float) -> dict[str, Any]:
             s, acks, pods, count=burst, prefix="burst", limit=limit
         )
         result["anchor_poll_3s"] = await anchor_run(
-            s, pods, count=burst, single=single, limit=limit
+            s, pods, count=burst, single=single, limit=limit, period=period
         )
     t, a = result["burst"]["latency"], result["anchor_poll_3s"]["burst"]["latency"]
     t1, a1 = result["single"], result["anchor_poll_3s"]["single"]
@@ -379,13 +379,16 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=200)
     parser.add_argument("--single", type=int, default=10)
     parser.add_argument("--limit", type=float, default=180.0, help="seconds per phase, at most")
-    parser.add_argument("--quick", action="store_true", help="a small smoke run")
+    parser.add_argument("--period", type=float, default=POLL_PERIOD, help="the anchor's poll")
+    parser.add_argument("--quick", action="store_true", help="a small smoke run (0.5 s poll)")
     args = parser.parse_args()
     if args.quick:
-        args.burst, args.single, args.limit = 5, 1, 30.0
+        args.burst, args.single, args.limit, args.period = 5, 1, 30.0, 0.5
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     with contextlib.redirect_stdout(sys.stderr):
-        result = asyncio.run(run(burst=args.burst, single=args.single, limit=args.limit))
+        result = asyncio.run(
+            run(burst=args.burst, single=args.single, limit=args.limit, period=args.period)
+        )
     print(json.dumps(result, indent=2))
 
 

@@ -126,6 +126,9 @@ def pipeline(doc: dict[str, Any]) -> list[str]:
         ],
     ]
     ratios = r.get("ratios_anchor_to_tailwire", {})
+    period = fmt(get(r, "anchor_poll_3s", "poll_period_s"))
+    for row in rows:
+        row[0] = row[0].replace("every 3 s", f"every {period} s")
 
     def said(kind: str) -> str:
         q = ratios.get(kind, {})
