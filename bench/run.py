@@ -28,7 +28,7 @@ LIMITS = {
     "renderer_ingress": 120,
     "keyminter": 180,
     "watcher": 360,
-    "scale": 420,
+    "scale": 600,
     "pipeline": 420,
 }
 
