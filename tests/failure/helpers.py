@@ -61,7 +61,7 @@ async def converged(
             return None
         if {m.pod_uid for m in plan.members} != set(live) or ack.generation != plan.generation:
             return None
-        results = {p.pod_uid: p for p in ack.pods}
+        results: dict[str, nodes.PodResult] = {p.pod_uid: p for p in ack.pods}
         if gone & set(results):
             return None
         wanted_ok = datapath()

@@ -57,7 +57,7 @@ header_values = st.text(
     min_size=1,
     max_size=60,
 )
-hostile_headers = st.one_of(
+hostile_headers: st.SearchStrategy[dict[str, str]] = st.one_of(
     st.just({}),
     st.fixed_dictionaries({"traceparent": header_values}),
     st.fixed_dictionaries(

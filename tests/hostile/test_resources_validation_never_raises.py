@@ -90,7 +90,7 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 @st.composite
 def mutated_examples(draw: st.DrawFn) -> dict[str, Any]:
-    manifest = copy.deepcopy(draw(st.sampled_from(EXAMPLE_OBJECTS)))
+    manifest: dict[str, Any] = copy.deepcopy(draw(st.sampled_from(EXAMPLE_OBJECTS)))
     paths = [p for p in _paths(manifest) if p[0] not in ("apiVersion", "kind")]
     for _ in range(draw(st.integers(min_value=1, max_value=3))):
         path = draw(st.sampled_from(paths))
@@ -103,7 +103,7 @@ def mutated_examples(draw: st.DrawFn) -> dict[str, Any]:
             except (KeyError, IndexError, TypeError):
                 break
         else:
-            if isinstance(parent, dict | list) and draw(st.booleans()) and isinstance(parent, dict):
+            if isinstance(parent, dict) and draw(st.booleans()):
                 parent.pop(path[-1], None)
             elif isinstance(parent, dict | list):
                 with contextlib.suppress(IndexError, TypeError):
