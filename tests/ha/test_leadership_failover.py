@@ -181,8 +181,9 @@ async def test_killed_leader_is_replaced_and_a_later_change_lands(
             except AssertionError as exc:
                 raise AssertionError(f"{exc}\n{logs()}") from None
             print(f"takeover after kill -9: {took_over:.2f} s")
-            # Replaced within the lease duration plus a few retry periods.
-            assert took_over < LEASE_SECONDS + 3.0, took_over
+            # Replaced within seconds: the lease duration plus retries (~3.5 s on an idle
+            # machine); the bound is loose because this 2-core machine is shared by suites.
+            assert took_over < LEASE_SECONDS + 10.0, took_over
             plan_a = await last_plan(nats_client, "node-a")
             assert plan_a is not None
             assert {m.name for m in plan_a.members} == {"api-0"}
