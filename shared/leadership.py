@@ -136,6 +136,7 @@ class Elector:
         self.renewed_at: datetime.datetime | None = None
         self._task: asyncio.Task[None] | None = None
         self._complained = False
+        IS_LEADER.labels(self.name).set(0)  # a standby reports 0, not nothing
 
     @property
     def leading(self) -> bool:

@@ -159,7 +159,7 @@ async def test_killed_leader_is_replaced_and_a_later_change_lands(
             _, leader_metrics = await http_get(ports[leader], "/metrics")
             assert 'tailwire_leadership_is_leader{lease="tailwire-renderer"} 1.0' in leader_metrics
             _, standby_metrics = await http_get(ports[standby], "/metrics")
-            assert 'tailwire_leadership_is_leader{lease="tailwire-renderer"} 1.0' not in (
+            assert 'tailwire_leadership_is_leader{lease="tailwire-renderer"} 0.0' in (
                 standby_metrics
             )
             # ...and has not subscribed: it received no message at all.
