@@ -115,12 +115,12 @@ async def _egress_scene(console: Console, s: system.System, seen: system.Capture
     ):
         stitched = True if s.netns is not None else None  # no netns: the ack reports why
         await s.wait_for_ack(node=pod.node, pod_uid=pod.uid, ok=stitched, within=30)
-        acked = _first_ack_time(seen, pod)
+        acked = _first_ack_time(seen, pod, ok=stitched)
         latency = f"{(acked - origin) * 1000:.0f} ms" if acked is not None else "?"
         table.add_row(f"{pod.namespace}/{pod.name}", pod.node, label, latency, _ping(s, pod))
     console.print(table)
     for pod in others:
-        acked = _first_ack_time(seen, pod)
+        acked = _first_ack_time(seen, pod, ok=True if s.netns is not None else None)
         if acked is not None:
             console.print(
                 f"time from pod creation to ack: {(acked - pod.created_at) * 1000:.0f} ms "
@@ -147,10 +147,13 @@ def _ready_with(members: int) -> Callable[[dict[str, Any]], bool]:
     return check
 
 
-def _first_ack_time(seen: system.Capture, pod: system.MemberPod) -> float | None:
+def _first_ack_time(
+    seen: system.Capture, pod: system.MemberPod, *, ok: bool | None
+) -> float | None:
+    """When the first ack reporting the pod (stitched, unless `ok` is None) arrived."""
     for message in seen.on(subjects.node_ack(pod.node)):
         ack = nodes.NodeAck.model_validate_json(message.data)
-        if any(p.pod_uid == pod.uid for p in ack.pods):
+        if any(p.pod_uid == pod.uid and ok in (None, p.ok) for p in ack.pods):
             return message.received_at
     return None
 
