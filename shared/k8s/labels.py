@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
+
 DOMAIN = "tailwire.dev"
 
 # On everything tailwire creates; pruning only ever touches objects carrying it.
@@ -54,3 +57,18 @@ KEPT_ANNOTATION_PREFIXES = (
 def managed(*, component: str) -> dict[str, str]:
     """The labels every object tailwire creates carries."""
     return {MANAGED_BY: MANAGED_BY_VALUE, PART_OF: "tailwire", COMPONENT: component}
+
+
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+MAX_LABEL_VALUE = 63
+
+
+def label_value(value: str) -> str:
+    """`value` if Kubernetes accepts it as a label value, else a stable valid stand-in: its
+    label-safe prefix plus a hash (at most 63 characters, alphanumeric at both ends). Object
+    names may be 253 characters long; a label holding one must go through here."""
+    if len(value) <= MAX_LABEL_VALUE and _LABEL_VALUE.match(value):
+        return value
+    digest = hashlib.sha256(value.encode()).hexdigest()[:8]
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "-", value)[: MAX_LABEL_VALUE - 9].strip("-_.")
+    return f"{safe}-{digest}" if safe else digest

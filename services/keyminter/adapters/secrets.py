@@ -130,7 +130,7 @@ def _metadata(*, request: keys.KeyRequest, tailnet: str) -> dict[str, Any]:
         "labels": {
             **labels.managed(component=COMPONENT),
             labels.OWNER_KIND: owner.kind,
-            labels.OWNER_NAME: owner.name,
+            labels.OWNER_NAME: labels.label_value(owner.name),
             **({labels.OWNER_NAMESPACE: owner.namespace} if owner.namespace else {}),
             **({labels.TAILNET: tailnet} if _label_value_ok(tailnet) else {}),
         },
@@ -222,7 +222,8 @@ def secret_body(
 
 
 def _label_value_ok(value: str) -> bool:
-    return 0 < len(value) <= 63 and all(c.isalnum() or c in "-_." for c in value)
+    # Kubernetes refuses `-` (the Tailscale API's "default tailnet"): no label then.
+    return bool(value) and labels.label_value(value) == value
 
 
 class SecretStore:

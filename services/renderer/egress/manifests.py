@@ -40,9 +40,9 @@ def object_labels(group: groups.Group) -> dict[str, str]:
     return {
         **labels.managed(component=COMPONENT),
         labels.OWNER_KIND: egressgroup.KIND,
-        labels.OWNER_NAME: group.name,
-        labels.EGRESS_GROUP: group.name,
-        labels.TAILNET: group.tailnet,
+        labels.OWNER_NAME: labels.label_value(group.name),
+        labels.EGRESS_GROUP: labels.label_value(group.name),
+        labels.TAILNET: labels.label_value(group.tailnet),
     }
 
 
@@ -106,7 +106,7 @@ _SEED_SCRIPT = (
 def daemon_set(group: groups.Group, *, opts: options.Options) -> Manifest:
     assert group.spec is not None
     state_dir = names.gateway_state_dir(group=group.name, tailnet=group.tailnet)
-    selector = {labels.EGRESS_GROUP: group.name}
+    selector = {labels.EGRESS_GROUP: labels.label_value(group.name)}
     node_selector = dict(sorted(group.spec.gateway.node_selector.items())) or {
         node_label(group.name): "true"
     }

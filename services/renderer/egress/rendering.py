@@ -92,7 +92,8 @@ def _gateway_nodes(
 def _gateway_pods(
     pods: list[cluster.PodSnapshot], *, namespace: str
 ) -> dict[tuple[str, str], cluster.PodSnapshot]:
-    """(group, node) -> that group's gateway pod on the node (first by name if several)."""
+    """(group label, node) -> that group's gateway pod on the node (first by name if several);
+    the label is `labels.label_value` of the group's name."""
     found: dict[tuple[str, str], cluster.PodSnapshot] = {}
     for pod in sorted(pods, key=lambda p: p.meta.name):
         group = pod.meta.labels.get(labels.EGRESS_GROUP)
@@ -224,7 +225,7 @@ def _node_plan(
     )
     gateway_list = []
     for group in sorted(node_groups, key=lambda g: g.name):
-        pod = gateway_pods.get((group.name, node))
+        pod = gateway_pods.get((labels.label_value(group.name), node))
         fwmark, table = links.gateway_mark_table(marks[group.name])
         config = results[group.name].config
         gateway_list.append(
