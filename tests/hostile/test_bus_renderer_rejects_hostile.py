@@ -134,5 +134,12 @@ async def test_good_snapshots_still_make_a_plan_after_hostile_ones(
             helpers.group("peers", helpers.PEERS_SPEC),
             helpers.pod("api-0", node_name="node-a"),
         )
-        await helpers.settled(renderer, lambda: "node-a" in renderer.published.plans)
+        # The node may get a plan before the pod is read: wait for the member itself.
+        await helpers.settled(
+            renderer,
+            lambda: any(
+                m.name == "api-0"
+                for m in getattr(renderer.published.plans.get("node-a"), "members", ())
+            ),
+        )
     assert [m.name for m in renderer.published.plans["node-a"].members] == ["api-0"]
