@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -55,8 +56,14 @@ class Service:
     def __init__(self, name: str, *, env: Mapping[str, str], args: tuple[str, ...] = ()) -> None:
         self.name = name
         self.port = free_port()
-        log_dir = os.environ.get("BENCH_LOG_DIR")  # services' logs, when set (diagnosis)
-        self.log = open(Path(log_dir) / f"{name}-{self.port}.log", "wb") if log_dir else None  # noqa: SIM115
+        # The service's log: in BENCH_LOG_DIR when set, else a temp file (its tail is
+        # reported when the process died).
+        log_dir = os.environ.get("BENCH_LOG_DIR")
+        self.log = (
+            open(Path(log_dir) / f"{name}-{self.port}.log", "w+b")  # noqa: SIM115
+            if log_dir
+            else tempfile.TemporaryFile()  # noqa: SIM115
+        )
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tailwire.cli", "run", name, *args],
             env={
@@ -67,7 +74,7 @@ class Service:
                 "TAILWIRE_HEALTH_PORT": str(self.port),
             },
             stdout=subprocess.DEVNULL,
-            stderr=self.log or subprocess.DEVNULL,
+            stderr=self.log,
         )
 
     @property
@@ -89,9 +96,11 @@ class Service:
                     raise TimeoutError(f"{self.name} not ready after {limit} s")
                 await asyncio.sleep(0.1)
 
-    def figures(self) -> dict[str, float | int | None]:
+    def figures(self) -> dict[str, float | int | str | None]:
         if self.process.poll() is not None:
-            return {"exited": self.process.returncode}
+            self.log.seek(0)
+            tail = self.log.read()[-1500:].decode(errors="replace")
+            return {"exited": self.process.returncode, "log_tail": tail}
         return {**memory_mib(self.pid), "cpu_seconds": cpu_seconds(self.pid)}
 
     def stop(self) -> None:
@@ -102,8 +111,7 @@ class Service:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.log is not None:
-            self.log.close()
+        self.log.close()
 
 
 async def until(predicate: Callable[[], bool], *, limit: float, poll: float = 0.01) -> bool:
