@@ -313,6 +313,8 @@ def scale(doc: dict[str, Any]) -> list[str]:
                 fmt(t.get("plans_complete"), " s"),
                 fmt(t.get("keys_answered"), " s"),
                 fmt(t.get("node00_acked"), " s"),
+                f"{fmt(get(s, 'reached_at_end', 'plan_messages'))} "
+                f"({fmt(get(s, 'reached_at_end', 'plan_mib_published'), ' MiB')})",
             ]
         )
     g = r.get("growth", {})
@@ -349,6 +351,7 @@ def scale(doc: dict[str, Any]) -> list[str]:
                 "all node plans complete",
                 "100 key requests answered",
                 "node-00 acked",
+                "plan messages published (size)",
             ],
             times,
         ),
