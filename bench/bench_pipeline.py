@@ -17,6 +17,9 @@ Phases (pod netns are made and wired before the clock starts: a CNI's work, not 
             same API over HTTP and, when members are new, applies a plan holding all members
             with the same datapath code (`nodeagent.reconciling.Agent`) to its own gateway
             netns. Latency = creation -> that pass's result.
+  paced     last, pods created at fixed rates (5, 10, 20/s for 8 s each) on top of the
+            members already there: latency per rate and the rate achieved (what the
+            pipeline sustains)
 
 Latency is wall time (the machine is shared: the load average is reported next to each
 phase); the service processes' CPU seconds per phase are reported too.
@@ -194,6 +197,37 @@ async def tailwire_burst(
     }
 
 
+async def paced(
+    s: system.System, acks: Acks, pods: Pods, *, rate: float, seconds: float, limit: float
+) -> dict[str, Any]:
+    """Pods created at a fixed rate for `seconds`: does the latency stay bounded?"""
+    count = max(1, round(rate * seconds))
+    prepared = await pods.prepare(count)
+    load_before, cpu_before, acks_before = benchkit.load(), cpu_of(s), acks.messages
+    created: list[tuple[str, float]] = []
+    start = time.perf_counter()
+    for i, (n, ip) in enumerate(prepared):
+        await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+        created.append(
+            pods.create(namespace="bench", name=f"paced{rate:g}-{i:04d}", netns_name=n, ip=ip)
+        )
+    done = acks.ok if s.netns is not None else acks.seen
+    await benchkit.until(lambda: all(uid in done for uid, _ in created), limit=limit)
+    latencies = [done[uid] - t for uid, t in created if uid in done]
+    last = max((done[uid] for uid, _ in created if uid in done), default=None)
+    span = last - created[0][1] if last is not None else None
+    return {
+        "rate_offered_per_second": rate,
+        "pods": count,
+        "acked_ok": sum(uid in acks.ok for uid, _ in created),
+        "latency": summary(latencies),
+        "rate_achieved_per_second": round(len(latencies) / span, 1) if span else None,
+        "acks_published": acks.messages - acks_before,
+        "service_cpu_seconds": cpu_delta(cpu_before, cpu_of(s)),
+        "load_average_1m": [load_before, benchkit.load()],
+    }
+
+
 def anchor_member(*, index: int, uid: str, netns_name: str | None) -> nodes.MemberAssignment:
     v4 = 2 * index
     return nodes.MemberAssignment(
@@ -333,7 +367,15 @@ async def anchor_run(
     }
 
 
-async def run(*, burst: int, single: int, limit: float, period: float) -> dict[str, Any]:
+async def run(
+    *,
+    burst: int,
+    single: int,
+    limit: float,
+    period: float,
+    rates: tuple[float, ...],
+    paced_seconds: float,
+) -> dict[str, Any]:
     result: dict[str, Any] = {"benchmark": "pipeline", "python": sys.version.split()[0]}
     options = system.Options(nodes=(NODE,), log_level="WARNING")
     async with system.running(options) as s:
@@ -361,6 +403,11 @@ async def run(*, burst: int, single: int, limit: float, period: float) -> dict[s
         result["anchor_poll_3s"] = await anchor_run(
             s, pods, count=burst, single=single, limit=limit, period=period
         )
+        # Sustained rates, after the burst (the node already holds its members).
+        result["paced"] = [
+            await paced(s, acks, pods, rate=rate, seconds=paced_seconds, limit=limit)
+            for rate in rates
+        ]
     t, a = result["burst"]["latency"], result["anchor_poll_3s"]["burst"]["latency"]
     t1, a1 = result["single"], result["anchor_poll_3s"]["single"]
 
@@ -380,14 +427,24 @@ def main() -> None:
     parser.add_argument("--single", type=int, default=10)
     parser.add_argument("--limit", type=float, default=180.0, help="seconds per phase, at most")
     parser.add_argument("--period", type=float, default=POLL_PERIOD, help="the anchor's poll")
+    parser.add_argument("--rates", default="5,10,20", help="paced pods per second")
+    parser.add_argument("--paced-seconds", type=float, default=8.0)
     parser.add_argument("--quick", action="store_true", help="a small smoke run (0.5 s poll)")
     args = parser.parse_args()
     if args.quick:
         args.burst, args.single, args.limit, args.period = 5, 1, 30.0, 0.5
+        args.rates, args.paced_seconds = "5", 1.0
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     with contextlib.redirect_stdout(sys.stderr):
         result = asyncio.run(
-            run(burst=args.burst, single=args.single, limit=args.limit, period=args.period)
+            run(
+                burst=args.burst,
+                single=args.single,
+                limit=args.limit,
+                period=args.period,
+                rates=tuple(float(r) for r in args.rates.split(",")),
+                paced_seconds=args.paced_seconds,
+            )
         )
     print(json.dumps(result, indent=2))
 

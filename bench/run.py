@@ -87,6 +87,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default="", help="comma-separated names (bench_NAME.py)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--merge", action="store_true", help="keep the other benchmarks already in --out"
+    )
     args = parser.parse_args()
     names = sorted(p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py"))
     if args.only:
@@ -97,6 +100,13 @@ def main() -> int:
         "machine": machine(),
         "benchmarks": {},
     }
+    if args.merge and args.out is not None and args.out.exists():
+        previous = json.loads(args.out.read_text())
+        document["benchmarks"] = previous.get("benchmarks", {})
+        document["started"] = previous.get("started")
+    rerun_started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    if args.merge:
+        document["rerun"] = {"benchmarks": names, "started": rerun_started}
     for name in names:
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
         entry = run_one(name, quick=args.quick)
