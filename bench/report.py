@@ -60,6 +60,15 @@ def machine(doc: dict[str, Any]) -> list[str]:
         + (" (quick mode: smoke sizes, not figures)" if doc.get("quick") else "")
         + ".",
         "",
+        *(
+            [
+                f"Re-run afterwards, into the same document: {', '.join(doc['rerun']['benchmarks'])} "
+                f"(started {doc['rerun']['started']}; the machine lines below are from that re-run).",
+                "",
+            ]
+            if doc.get("rerun")
+            else []
+        ),
         f"- CPUs (`nproc`): {m.get('nproc')}; `lscpu`: "
         + "; ".join(f"{k}: {v}" for k, v in cpu.items()),
         f"- kernel {m.get('kernel')}, Python {m.get('python')}, "
@@ -141,11 +150,52 @@ def pipeline(doc: dict[str, Any]) -> list[str]:
         "",
         *table(["path", "pods ok", "p50", "p99", "max", "pods/s", "load 1m"], rows),
         f"Anchor / tailwire (> 1: tailwire sooner): one pod at a time {said('single')}; burst {said('burst')}.",
+        *paced_lines(r.get("paced") or []),
         f"During the burst the nodeagent published {fmt(b.get('acks_published'))} acks (one per plan generation it applied); "
         "CPU seconds of each service process during the burst: "
         + ", ".join(f"{k} {fmt(v)}" for k, v in b.get("service_cpu_seconds", {}).items())
         + ".",
         "",
+    ]
+
+
+def paced_lines(paced: list[dict[str, Any]]) -> list[str]:
+    if not paced:
+        return []
+    rows = [
+        [
+            fmt(p.get("rate_offered_per_second"), "/s"),
+            p.get("pods"),
+            p.get("acked_ok"),
+            fmt(get(p, "latency", "p50_s"), " s"),
+            fmt(get(p, "latency", "p99_s"), " s"),
+            fmt(get(p, "latency", "max_s"), " s"),
+            fmt(p.get("rate_achieved_per_second"), "/s"),
+            p.get("acks_published"),
+            fmt(get(p, "service_cpu_seconds", "nodeagent/node-a")),
+            " -> ".join(fmt(x) for x in p.get("load_average_1m", [])),
+        ]
+        for p in paced
+    ]
+    return [
+        "",
+        "Paced creations (after the phases above, on top of the members already on the node):",
+        "",
+        *table(
+            [
+                "offered",
+                "pods",
+                "ok",
+                "p50",
+                "p99",
+                "max",
+                "achieved",
+                "acks",
+                "nodeagent CPU s",
+                "load 1m",
+            ],
+            rows,
+        ),
     ]
 
 
@@ -157,6 +207,13 @@ def throughput(doc: dict[str, Any]) -> list[str]:
     big = big[-1] if big else {}
     rows = [
         ["whole pipeline, new member pods -> ack ok (burst above)", fmt(p.get("pods_per_second"))],
+        *(
+            [
+                f"whole pipeline, paced at {fmt(q.get('rate_offered_per_second'))}/s (achieved)",
+                fmt(q.get("rate_achieved_per_second")),
+            ]
+            for q in (get(doc, "benchmarks", "pipeline", "result", "paced") or [])
+        ),
         [
             "watcher alone, label changes -> JetStream (10,000-pod burst)",
             fmt(get(w, "burst_modify", "changes_per_second")),

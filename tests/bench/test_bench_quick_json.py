@@ -28,7 +28,7 @@ EXPECTED: dict[str, set[str]] = {
     },
     "nodeagent": {"stitch", "reapply_unchanged", "baseline_ip_loop", "ratios"},
     "scale": {"sizes", "growth"},
-    "pipeline": {"single", "burst", "anchor_poll_3s", "ratios_anchor_to_tailwire"},
+    "pipeline": {"single", "burst", "paced", "anchor_poll_3s", "ratios_anchor_to_tailwire"},
 }
 
 
