@@ -68,10 +68,15 @@ async def test_streams_get_three_replicas_and_survive_a_killed_server(tmp_path: 
         try:
             js = client.jetstream()
             for name in (bus.CLUSTER_STREAM, bus.NODES_STREAM, bus.WORK_STREAM):
-                info = await js.stream_info(name)
+                deadline = time.monotonic() + 15
+                while True:  # the peers join the stream's group within moments of its creation
+                    info = await js.stream_info(name)
+                    peers = info.cluster.replicas if info.cluster is not None else None
+                    if len(peers or []) == 2 or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.1)
                 assert info.config.num_replicas == 3
-                assert info.cluster is not None
-                assert len(info.cluster.replicas or []) == 2
+                assert len(peers or []) == 2, info.cluster
 
             servers[2].stop(kill=True)  # one of three: the streams keep their quorum
 
