@@ -119,7 +119,7 @@ async def test_standby_is_ready_but_idle_until_it_leads(
         if not starting.done():
             starting.cancel()
         await service.app.stop()
-    assert not elector.leading  # released on stop
+    assert elector.lost.is_set()  # released on stop
     lease = kube_emulator.get(
         "leases.coordination.k8s.io", name="tailwire-renderer", namespace=NAMESPACE
     )
