@@ -74,7 +74,7 @@ async def test_a_missing_gateway_end_is_rewired_at_once_and_new_members_are_read
     clock.now += 1
     second = nodeagent.member(uid="uid-2", pod=pods[1], index=2)
     ack = await agent.apply_plan(nodeagent.plan(topology, first, second, generation=2))
-    results = {p.pod_uid: p for p in ack.pods}
+    results = {str(p.pod_uid): p for p in ack.pods}
     assert results["uid-1"].ok
     assert results["uid-1"].writes > 0  # its gateway end was gone: checked even between
     assert results["uid-2"].writes > 0  # a new member is always read and written in full
