@@ -209,7 +209,7 @@ def throughput(doc: dict[str, Any]) -> list[str]:
         ["whole pipeline, new member pods -> ack ok (burst above)", fmt(p.get("pods_per_second"))],
         *(
             [
-                f"whole pipeline, paced at {fmt(q.get('rate_offered_per_second'))}/s (achieved)",
+                f"whole pipeline, paced at {q.get('rate_offered_per_second'):g}/s (achieved)",
                 fmt(q.get("rate_achieved_per_second")),
             ]
             for q in (get(doc, "benchmarks", "pipeline", "result", "paced") or [])
