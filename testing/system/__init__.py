@@ -46,7 +46,9 @@ What `running(Options(...))` starts (`Options` fields in brackets):
 Helpers: `create_namespace`, `apply`, `apply_file`, `create_member_pod` -> `MemberPod`,
 `delete_pod`, `group_status`, `wait_for_group_status`, `last_plan`, `last_ack`,
 `wait_for_ack`, `capture`, `ping`, `kill`, `start`, `restart`, `restart_nats`, and
-`eventually(probe, within=...)`.
+`eventually(probe, within=...)`. After the block, `s.exit_codes` holds each process's exit
+code on SIGTERM (None: it had to be killed). `Options(kubeconfig=..., nodes=())` runs the
+central services against a cluster the launcher does not own: nothing is seeded there.
 
 Must not: be imported by services (import-linter: testing sits above them), or leave a
 process, a netns or a file behind, whatever happens inside the block.
