@@ -5,10 +5,12 @@ member netns to the simulated tailnet peer loses no packet across the restart.""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import re
 
 import pytest
 
+from tailwire.shared.events import nodes
 from tailwire.testing import system
 
 from . import helpers
@@ -57,6 +59,6 @@ async def test_nodeagent_restart_does_not_rewire_and_traffic_keeps_flowing() -> 
         assert (sent, received) == (80, 80), output.decode(errors="replace")
 
 
-async def _ack_after(s: system.System, at: object) -> object:
+async def _ack_after(s: system.System, at: datetime.datetime) -> nodes.NodeAck | None:
     ack = await s.last_ack(helpers.NODE)
-    return ack if ack is not None and ack.applied_at > at else None  # type: ignore[operator]
+    return ack if ack is not None and ack.applied_at > at else None
