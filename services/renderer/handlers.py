@@ -126,45 +126,59 @@ class Renderer:
 
         @subscribe("cluster")
         async def on_cluster(message: NatsMessage) -> None:
-            self._count("cluster")
-            snapshot = view_module.decode_snapshot(message.body)
-            if self.view.apply(snapshot):
-                self._changed()
+            try:
+                snapshot = view_module.decode_snapshot(message.body)
+                if self.view.apply(snapshot):
+                    self._changed()
+            finally:
+                self._count("cluster")
 
         @subscribe("status")
         async def on_status(message: NatsMessage) -> None:
-            self._count("status")
-            summary = bus.decode(status.StatusSummary, message.body)
-            if not self.caught_up.is_set():
-                self.published.summaries[message.raw_message.subject] = summary
+            # Count after recording (even when decoding fails): the count may complete the
+            # backlog, and the backlog's own messages must still be taken as published.
+            try:
+                summary = bus.decode(status.StatusSummary, message.body)
+                if not self.caught_up.is_set():
+                    self.published.summaries[message.raw_message.subject] = summary
+            finally:
+                self._count("status")
 
         @subscribe("plans")
         async def on_plan(message: NatsMessage) -> None:
-            self._count("plans")
-            plan = bus.decode(nodes.NodePlan, message.body)
-            if not self.caught_up.is_set():
-                self.published.plans[plan.node] = plan
+            try:
+                plan = bus.decode(nodes.NodePlan, message.body)
+                if not self.caught_up.is_set():
+                    self.published.plans[plan.node] = plan
+            finally:
+                self._count("plans")
 
         @subscribe("acks")
         async def on_ack(message: NatsMessage) -> None:
-            self._count("acks")
-            ack = bus.decode(nodes.NodeAck, message.body)
-            before = self.acks.get(ack.node)
-            if before is None or ack.generation >= before.generation:
-                self.acks[ack.node] = ack
-                self._changed()
+            try:
+                ack = bus.decode(nodes.NodeAck, message.body)
+                before = self.acks.get(ack.node)
+                if before is None or ack.generation >= before.generation:
+                    self.acks[ack.node] = ack
+                    self._changed()
+            finally:
+                self._count("acks")
 
         @subscribe("configs")
         async def on_config(message: NatsMessage) -> None:
-            self._count("configs")
-            config = bus.decode(gateways.GatewayConfig, message.body)
-            if not self.caught_up.is_set():
-                self.published.configs[config.group] = config
+            try:
+                config = bus.decode(gateways.GatewayConfig, message.body)
+                if not self.caught_up.is_set():
+                    self.published.configs[config.group] = config
+            finally:
+                self._count("configs")
 
         @subscribe("keys")
         async def on_key(message: NatsMessage) -> None:
-            self._count("keys")
-            self.on_key_message(message)
+            try:
+                self.on_key_message(message)
+            finally:
+                self._count("keys")
 
         return router
 
