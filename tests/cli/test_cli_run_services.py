@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 
+import httpx
 import nats
 import pytest
 
@@ -20,11 +22,13 @@ from tailwire.testing import natsserver
 async def test_service_declares_streams_and_stops_cleanly(
     nats_server: natsserver.NatsServer, service: str, stop_signal: signal.Signals
 ) -> None:
+    health_port = natsserver.free_port()
     env = {
         **os.environ,
         "TAILWIRE_NATS_URL": nats_server.url,
         "TAILWIRE_TRACES_EXPORTER": "none",
         "TAILWIRE_NODE_NAME": "node-a",
+        "TAILWIRE_HEALTH_PORT": str(health_port),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "tailwire.cli", "run", service],
@@ -34,25 +38,25 @@ async def test_service_declares_streams_and_stops_cleanly(
         text=True,
     )
     try:
+        # Ready (streams declared, subscribers attached) by its own /readyz; a loaded machine
+        # may take a while to import and start a service, hence the generous deadline.
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{health_port}") as http:
+            for _ in range(450):
+                if process.poll() is not None:
+                    break
+                with contextlib.suppress(httpx.TransportError):
+                    if (await http.get("/readyz", timeout=1)).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
         client = await nats.connect(nats_server.url)
-        js = client.jetstream()
-        names: set[str] = set()
-        for _ in range(200):
-            names = {str(s.config.name) for s in await js.streams_info()}
-            if {
-                bus.CLUSTER_STREAM,
-                bus.NODES_STREAM,
-                bus.WORK_STREAM,
-            } <= names or process.poll() is not None:
-                break
-            await asyncio.sleep(0.05)
+        names = {str(s.config.name) for s in await client.jetstream().streams_info()}
         await client.close()
         assert process.poll() is None, process.communicate()[1]
         assert {bus.CLUSTER_STREAM, bus.NODES_STREAM, bus.WORK_STREAM} <= names
     finally:
         process.send_signal(stop_signal)
         try:
-            _, stderr = process.communicate(timeout=20)
+            _, stderr = process.communicate(timeout=40)
         except subprocess.TimeoutExpired:
             process.kill()
             raise
