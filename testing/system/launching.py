@@ -168,9 +168,12 @@ class System:
         return self.kube
 
     def pod_ip(self, node: str) -> str:
+        """The next pod address of `node`: each node owns a /20 of 10.244.0.0/16 (4,000-odd
+        pods), so a benchmark never runs out of addresses on one node."""
         index = self.nodes.index(node) if node in self.nodes else len(self.nodes)
-        self._ips[node] = self._ips.get(node, 9) + 1
-        return f"10.244.{index}.{self._ips[node]}"
+        self._ips[node] = count = self._ips.get(node, 9) + 1
+        offset = (index % 16) * 4096 + count
+        return f"10.244.{offset // 256}.{offset % 256}"
 
     def create_namespace(self, name: str, *, labels_: Mapping[str, str] | None = None) -> JSON:
         api = self._api()
