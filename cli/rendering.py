@@ -9,49 +9,21 @@ the messages of `tailwire validate`.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 import yaml
 
+from tailwire.cli import validating
 from tailwire.services.renderer import domain, renderers, view
-from tailwire.shared import errors, settings
-from tailwire.shared.resources import loading
-
-
-def _read(path: str) -> str:
-    return sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+from tailwire.shared import settings
 
 
 def _load(paths: Sequence[str], *, out: TextIO, err: TextIO) -> list[dict[str, Any]] | None:
     """Every object of every file, or None after printing the problems."""
-    objects: list[dict[str, Any]] = []
-    failed = False
-    for path in paths:
-        source = "<stdin>" if path == "-" else path
-        try:
-            results = loading.validate_text(_read(path))
-        except OSError as exc:
-            err.write(f"{source}: cannot read: {exc.strerror or exc}\n")
-            failed = True
-            continue
-        except UnicodeDecodeError:
-            err.write(f"{source}: not UTF-8 text\n")
-            failed = True
-            continue
-        except errors.ValidationFailed as exc:
-            for problem in exc.problems:
-                out.write(f"{source}: {problem}\n")
-            failed = True
-            continue
-        for result in results:
-            for line in result.lines():
-                out.write(line + "\n")
-            failed = failed or not result.valid
-            objects.append(result.raw)
-    return None if failed else objects
+    checked, failed = validating.check_files(paths, out=out, err=err)
+    return None if failed else [result.raw for result in checked]
 
 
 class _Dumper(yaml.SafeDumper):

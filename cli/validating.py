@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -14,10 +15,14 @@ def _read(path: str) -> str:
     return sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
 
 
-def validate_files(paths: list[str], *, out: TextIO, err: TextIO) -> int:
-    """0 when every object in every file is valid; 1 and one line per problem otherwise."""
+def check_files(
+    paths: Sequence[str], *, out: TextIO, err: TextIO
+) -> tuple[list[loading.Checked], bool]:
+    """Every object of every file, checked, with each problem printed as
+    `<kind>/<name>: <field>: <message>` (files that cannot be read go to `err`); and
+    whether anything failed. `tailwire validate` and `tailwire render` both read this way."""
+    checked: list[loading.Checked] = []
     failed = False
-    checked = 0
     for path in paths:
         source = "<stdin>" if path == "-" else path
         try:
@@ -36,12 +41,18 @@ def validate_files(paths: list[str], *, out: TextIO, err: TextIO) -> int:
             failed = True
             continue
         for result in results:
-            checked += 1
             for line in result.lines():
                 out.write(line + "\n")
             failed = failed or not result.valid
+            checked.append(result)
+    return checked, failed
+
+
+def validate_files(paths: list[str], *, out: TextIO, err: TextIO) -> int:
+    """0 when every object in every file is valid; 1 and one line per problem otherwise."""
+    checked, failed = check_files(paths, out=out, err=err)
     if not failed:
-        err.write(f"{checked} object(s) valid\n")
+        err.write(f"{len(checked)} object(s) valid\n")
     return 1 if failed else 0
 
 
