@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from tailwire.services.renderer import view as view_module
+from tailwire.shared.events import status
 
 Manifest = dict[str, Any]
 
@@ -40,6 +41,9 @@ class Rendered:
     # (object reference {apiVersion, kind, metadata: {name, namespace}}, status document):
     # merge-patched onto `/status` by the running renderer; ignored by `tailwire render`.
     statuses: tuple[tuple[Manifest, dict[str, Any]], ...] = ()
+    # (subject, summary) for `tailwire.v1.status.<kind>...`: published by the running
+    # renderer when it differs from the last one on the bus; ignored by `tailwire render`.
+    summaries: tuple[tuple[str, status.StatusSummary], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -81,4 +85,5 @@ def combine(results: Sequence[Rendered]) -> Rendered:
         prune=tuple(p for r in results for p in r.prune),
         documents=tuple(d for r in results for d in r.documents),
         statuses=tuple(s for r in results for s in r.statuses),
+        summaries=tuple(s for r in results for s in r.summaries),
     )

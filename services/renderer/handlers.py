@@ -39,7 +39,8 @@ _Handler = Callable[[NatsMessage], Awaitable[None]]
 # name -> (stream, filter subject) of everything the renderer reads.
 FEEDS: dict[str, tuple[str, str]] = {
     "cluster": (bus.CLUSTER_STREAM, subjects.cluster_filter()),
-    "status": (bus.CLUSTER_STREAM, subjects.status_filter(subjects.Kind.EGRESSGROUP)),
+    # Every kind's summaries: the egress side's and the computations' (TailscaleGateways).
+    "status": (bus.CLUSTER_STREAM, subjects.status_filter()),
     "plans": (bus.NODES_STREAM, subjects.node_plans_filter()),
     "acks": (bus.NODES_STREAM, subjects.node_acks_filter()),
     "configs": (bus.NODES_STREAM, subjects.gateway_config_filter()),
@@ -289,8 +290,14 @@ class Renderer:
             await bus.publish(self.broker, item.event, subject=item.subject, msg_id=item.msg_id)
             self.published.record(item)
             metrics.PUBLISHED.labels(area=item.subject.split(".")[2]).inc()
+        extra = domain.combine(self._run_computations())
+        for subject, summary in extra.summaries:
+            if self.published.summaries.get(subject) == summary:
+                continue
+            await bus.publish(self.broker, summary, subject=subject)
+            self.published.summaries[subject] = summary
+            metrics.PUBLISHED.labels(area="status").inc()
         if self.sync is not None:
-            extra = domain.combine(self._run_computations())
             self.sync.update(
                 syncing.Desired(
                     manifests=(*result.manifests, *extra.manifests),

@@ -102,6 +102,7 @@ def render_one(
             prune=prune,
             documents=(status_document,),
             statuses=((status_reference(snapshot), result.status.dump()),),
+            summaries=(summary_of(snapshot, rendered=result),),
         ),
         result,
     )
