@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -22,6 +23,7 @@ import pydantic
 from tailwire.shared import subjects
 from tailwire.shared.events import cluster
 from tailwire.shared.k8s import labels
+from tailwire.shared.resources import egressgroup, tailscalegateway, tailscaletailnet
 
 JSON = Mapping[str, Any]
 Snapshot = (
@@ -67,6 +69,18 @@ class Resource:
         return f"{root}/{self.plural}"
 
 
+def _ours(*, kind: subjects.Kind, module: types.ModuleType) -> Resource:
+    """One of tailwire's own CRDs, from the resource module that defines it."""
+    return Resource(
+        kind=kind,
+        group=module.GROUP,
+        version=module.VERSION,
+        plural=module.PLURAL,
+        namespaced=module.SCOPE == "Namespaced",
+        custom=True,
+    )
+
+
 RESOURCES: tuple[Resource, ...] = (
     Resource(
         kind=subjects.Kind.NAMESPACE, group="", version="v1", plural="namespaces", namespaced=False
@@ -92,29 +106,13 @@ RESOURCES: tuple[Resource, ...] = (
         namespaced=True,
         custom=True,
     ),
-    Resource(
-        kind=subjects.Kind.EGRESSGROUP,
-        group="tailscale.rajsingh.info",
-        version="v1alpha1",
-        plural="egressgroups",
-        namespaced=False,
-        custom=True,
-    ),
-    Resource(
-        kind=subjects.Kind.TAILSCALEGATEWAY,
-        group="gateway.tailscale.com",
-        version="v1alpha1",
-        plural="tailscalegateways",
-        namespaced=True,
-        custom=True,
-    ),
-    Resource(
-        kind=subjects.Kind.TAILSCALETAILNET,
-        group="gateway.tailscale.com",
-        version="v1alpha1",
-        plural="tailscaletailnets",
-        namespaced=False,
-        custom=True,
+    *(
+        _ours(kind=kind, module=module)
+        for kind, module in (
+            (subjects.Kind.EGRESSGROUP, egressgroup),
+            (subjects.Kind.TAILSCALEGATEWAY, tailscalegateway),
+            (subjects.Kind.TAILSCALETAILNET, tailscaletailnet),
+        )
     ),
 )
 BY_KIND: dict[subjects.Kind, Resource] = {r.kind: r for r in RESOURCES}

@@ -9,6 +9,7 @@ free-form maps as `x-kubernetes-preserve-unknown-fields`.
 from __future__ import annotations
 
 import dataclasses
+import types
 from typing import Any
 
 import pydantic
@@ -32,6 +33,29 @@ class CRD:
     status: type[pydantic.BaseModel]
     columns: tuple[tuple[str, str, str], ...]  # (name, type, jsonPath)
 
+    @classmethod
+    def of(
+        cls,
+        module: types.ModuleType,
+        *,
+        spec: type[pydantic.BaseModel],
+        status: type[pydantic.BaseModel],
+        columns: tuple[tuple[str, str, str], ...],
+    ) -> CRD:
+        """The CRD of a resource module (its GROUP, VERSION, KIND, PLURAL, ... constants)."""
+        return cls(
+            group=module.GROUP,
+            version=module.VERSION,
+            kind=module.KIND,
+            plural=module.PLURAL,
+            singular=module.SINGULAR,
+            short_names=module.SHORT_NAMES,
+            scope=module.SCOPE,
+            spec=spec,
+            status=status,
+            columns=columns,
+        )
+
     @property
     def name(self) -> str:
         return f"{self.plural}.{self.group}"
@@ -42,14 +66,8 @@ class CRD:
 
 
 CRDS: tuple[CRD, ...] = (
-    CRD(
-        group=egressgroup.GROUP,
-        version=egressgroup.VERSION,
-        kind=egressgroup.KIND,
-        plural=egressgroup.PLURAL,
-        singular=egressgroup.SINGULAR,
-        short_names=egressgroup.SHORT_NAMES,
-        scope=egressgroup.SCOPE,
+    CRD.of(
+        egressgroup,
         spec=egressgroup.EgressGroupSpec,
         status=egressgroup.EgressGroupStatus,
         columns=(
@@ -60,14 +78,8 @@ CRDS: tuple[CRD, ...] = (
             ("Age", "date", ".metadata.creationTimestamp"),
         ),
     ),
-    CRD(
-        group=tailscalegateway.GROUP,
-        version=tailscalegateway.VERSION,
-        kind=tailscalegateway.KIND,
-        plural=tailscalegateway.PLURAL,
-        singular=tailscalegateway.SINGULAR,
-        short_names=tailscalegateway.SHORT_NAMES,
-        scope=tailscalegateway.SCOPE,
+    CRD.of(
+        tailscalegateway,
         spec=tailscalegateway.TailscaleGatewaySpec,
         status=tailscalegateway.TailscaleGatewayStatus,
         columns=(
@@ -77,14 +89,8 @@ CRDS: tuple[CRD, ...] = (
             ("Age", "date", ".metadata.creationTimestamp"),
         ),
     ),
-    CRD(
-        group=tailscaletailnet.GROUP,
-        version=tailscaletailnet.VERSION,
-        kind=tailscaletailnet.KIND,
-        plural=tailscaletailnet.PLURAL,
-        singular=tailscaletailnet.SINGULAR,
-        short_names=tailscaletailnet.SHORT_NAMES,
-        scope=tailscaletailnet.SCOPE,
+    CRD.of(
+        tailscaletailnet,
         spec=tailscaletailnet.TailscaleTailnetSpec,
         status=tailscaletailnet.TailscaleTailnetStatus,
         columns=(
