@@ -8,6 +8,7 @@ be logged or put into an error message.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -16,24 +17,10 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from tailwire.shared import errors
+from tailwire.shared import httperrors
 
 log = logging.getLogger(__name__)
 _EARLY = 60.0  # renew this many seconds before the token expires
-
-
-def _error(response: httpx.Response, *, what: str) -> errors.BackendError:
-    message = f"{what}: HTTP {response.status_code}"
-    if response.status_code in (401, 403):
-        return errors.AuthenticationFailed(message)
-    if response.status_code == 429 or response.status_code >= 500:
-        retry_after: float | None = None
-        try:
-            retry_after = float(response.headers.get("Retry-After", ""))
-        except ValueError:
-            retry_after = None
-        return errors.TransientBackendError(message, retry_after=retry_after)
-    return errors.PermanentBackendError(message)
 
 
 class SplitDns:
@@ -64,7 +51,7 @@ class SplitDns:
         try:
             return await self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise errors.TransientBackendError(f"{what}: {type(exc).__name__}") from None
+            raise httperrors.transport_error(exc, what=what) from None
 
     async def _bearer(self) -> dict[str, str]:
         if self._token is None or self._clock() >= self._expires:
@@ -78,8 +65,9 @@ class SplitDns:
                     "grant_type": "client_credentials",
                 },
             )
-            if response.status_code != 200:
-                raise _error(response, what="tailscale oauth token")
+            httperrors.check_response(
+                response, what="tailscale oauth token", now=datetime.datetime.now(tz=datetime.UTC)
+            )
             body = response.json()
             self._token = str(body["access_token"])
             self._expires = self._clock() + float(body.get("expires_in", 3600)) - _EARLY
@@ -93,8 +81,7 @@ class SplitDns:
         )
         if response.status_code == 401:
             self._token = None  # revoked or expired early: mint again next time
-        if response.status_code != 200:
-            raise _error(response, what=what)
+        httperrors.check_response(response, what=what, now=datetime.datetime.now(tz=datetime.UTC))
         return {str(k): [str(s) for s in v] for k, v in response.json().items()}
 
     async def ensure(self) -> bool:

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from tailwire.services.keyminter import domain
 from tailwire.services.keyminter.adapters import backends, timing
-from tailwire.shared import errors
+from tailwire.shared import errors, httperrors
 
 
 class HeadscaleClient:
@@ -55,8 +55,8 @@ class HeadscaleClient:
                 method, path, json=json, params=params, headers=headers
             )
         except httpx.HTTPError as exc:
-            raise backends.transport_error(exc, what=what) from None
-        backends.check_response(response, what=what, now=self._clock.now())
+            raise httperrors.transport_error(exc, what=what) from None
+        httperrors.check_response(response, what=what, now=self._clock.now())
         return response
 
     async def mint_key(

@@ -21,7 +21,7 @@ from pydantic import SecretStr
 
 from tailwire.services.keyminter import domain
 from tailwire.services.keyminter.adapters import backends, timing
-from tailwire.shared import errors
+from tailwire.shared import errors, httperrors
 
 TOKEN_PATH = "/api/v2/oauth/token"  # noqa: S105 (an endpoint, not a credential)
 # Fetch a new token this long before the old one expires (or at half its life if shorter).
@@ -69,8 +69,8 @@ class TailscaleClient:
         try:
             response = await self._http.post(TOKEN_PATH, data=form)
         except httpx.HTTPError as exc:
-            raise backends.transport_error(exc, what="oauth token") from None
-        backends.check_response(response, what="oauth token", now=now)
+            raise httperrors.transport_error(exc, what="oauth token") from None
+        httperrors.check_response(response, what="oauth token", now=now)
         try:
             body = response.json()
             value = SecretStr(str(body["access_token"]))
@@ -98,12 +98,12 @@ class TailscaleClient:
                     method, path, json=json, params=params, headers=headers
                 )
             except httpx.HTTPError as exc:
-                raise backends.transport_error(exc, what=what) from None
+                raise httperrors.transport_error(exc, what=what) from None
             if response.status_code == 401 and attempt == 1:
                 # Expired or revoked early: one fresh token, then the 401 stands.
                 self._token = None
                 continue
-            backends.check_response(response, what=what, now=self._clock.now())
+            httperrors.check_response(response, what=what, now=self._clock.now())
             return response
         raise AssertionError("unreachable")  # pragma: no cover
 
