@@ -188,12 +188,7 @@ class Elector:
         except ApiException as exc:
             if exc.status != 404:
                 raise
-            body = {
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "metadata": {"name": self.name, "namespace": self.namespace},
-                "spec": self._spec(now=now, old=None),
-            }
+            body = self._lease(spec=self._spec(now=now, old=None))
             try:
                 await api.create_namespaced_lease(self.namespace, body)  # type: ignore[arg-type]
             except ApiException as conflict:
@@ -208,16 +203,9 @@ class Elector:
         seen = self._observed_at or now
         if held_by_other and seen + datetime.timedelta(seconds=record.lease_seconds) > now:
             return False
-        body = {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": {
-                "name": self.name,
-                "namespace": self.namespace,
-                "resourceVersion": lease.metadata.resource_version,
-            },
-            "spec": self._spec(now=now, old=record),
-        }
+        body = self._lease(
+            spec=self._spec(now=now, old=record), resource_version=lease.metadata.resource_version
+        )
         try:
             await api.replace_namespaced_lease(self.name, self.namespace, body)  # type: ignore[arg-type]
         except ApiException as exc:
@@ -225,6 +213,20 @@ class Elector:
                 return False  # someone wrote it since we read it
             raise
         return self._won(now)
+
+    def _lease(
+        self, *, spec: dict[str, Any], resource_version: str | None = None
+    ) -> dict[str, Any]:
+        """The Lease object to write; with a resourceVersion, a write that loses a race fails."""
+        metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace}
+        if resource_version is not None:
+            metadata["resourceVersion"] = resource_version
+        return {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": metadata,
+            "spec": spec,
+        }
 
     def _won(self, now: datetime.datetime) -> bool:
         self.renewed_at = now
@@ -301,22 +303,16 @@ class Elector:
             if record_of(lease).holder != self.identity:
                 return
             now = _micro_time(self.clock())
-            body = {
-                "apiVersion": "coordination.k8s.io/v1",
-                "kind": "Lease",
-                "metadata": {
-                    "name": self.name,
-                    "namespace": self.namespace,
-                    "resourceVersion": lease.metadata.resource_version,
-                },
-                "spec": {
+            body = self._lease(
+                spec={
                     "holderIdentity": "",
                     "leaseDurationSeconds": 1,
                     "acquireTime": now,
                     "renewTime": now,
                     "leaseTransitions": record_of(lease).transitions,
                 },
-            }
+                resource_version=lease.metadata.resource_version,
+            )
             await api.replace_namespaced_lease(self.name, self.namespace, body)  # type: ignore[arg-type]
             log.info("leader election: %s released %s/%s", self.identity, self.namespace, self.name)
         except (ApiException, aiohttp.ClientError, OSError, TimeoutError) as exc:
