@@ -291,6 +291,18 @@ class System:
         """`async with system.capture() as seen:` every tailwire message from now on."""
         return buses.capturing(self.admin)
 
+    async def wait_for_stored(self, subject: str, *, within: float = 20.0) -> bytes:
+        """The last message a compacted stream holds on `subject`, waiting until there is one.
+
+        Unlike `capture`, this sees what was published before the test started looking
+        (a status written while the services were still starting)."""
+
+        async def probe() -> bytes | None:
+            return await buses.last_message(self.admin, subject)
+
+        data: bytes = await eventually(probe, within=within, what=f"a message stored on {subject}")
+        return data
+
     async def last_ack(self, node: str) -> node_events.NodeAck | None:
         return await buses.last_ack(self.admin, node)
 
