@@ -24,7 +24,7 @@ from faststream.nats import DeliverPolicy, NatsBroker, NatsRouter
 from faststream.nats.annotations import NatsMessage
 from opentelemetry import context as otel_context
 
-from tailwire.services.renderer import domain, metrics, renderers
+from tailwire.services.renderer import domain, metrics, renderers, transitions
 from tailwire.services.renderer import view as view_module
 from tailwire.services.renderer.adapters import syncing
 from tailwire.services.renderer.egress import options, outputs, rendering, statuses
@@ -297,7 +297,11 @@ class Renderer:
             await bus.publish(self.broker, item.event, subject=item.subject, msg_id=item.msg_id)
             self.published.record(item)
             metrics.PUBLISHED.labels(area=item.subject.split(".")[2]).inc()
-        extra = domain.combine(self._run_computations())
+        extra = transitions.stamp(
+            domain.combine(self._run_computations()),
+            previous=self.published.summaries,
+            now=self.clock(),
+        )
         for subject, summary in extra.summaries:
             if self.published.summaries.get(subject) == summary:
                 continue

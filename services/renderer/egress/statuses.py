@@ -13,6 +13,7 @@ import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tailwire.services.renderer import transitions
 from tailwire.services.renderer.egress import configs, rendering
 from tailwire.shared.events import base, keys, nodes, status
 from tailwire.shared.resources import common, conditions, egressgroup
@@ -45,15 +46,13 @@ def _condition(
     previous: Mapping[str, base.Condition],
     now: datetime.datetime,
 ) -> base.Condition:
-    before = previous.get(type_)
-    since = before.last_transition_time if before and before.status == value else None
     return base.Condition(
         type=type_,
         status=value,  # type: ignore[arg-type]
         reason=reason,
         message=message,
         observed_generation=generation,
-        last_transition_time=since or now,
+        last_transition_time=transitions.transition_time(previous.get(type_), value=value, now=now),
     )
 
 

@@ -96,6 +96,7 @@ async def test_routes_are_applied_pruned_and_status_written(
     conditions = {c["type"]: c for c in now["status"]["conditions"]}
     assert conditions["Ready"]["status"] == "True"
     assert conditions["Ready"]["reason"] == "GatewayConfigured"
+    assert all(c.get("lastTransitionTime") for c in conditions.values()), conditions
     assert now["status"]["gatewayInfo"]["routeCount"] == 1
     assert now["status"]["tailnets"] == [
         {"name": "a", "status": "Ready", "servicesCount": 1, "routesGenerated": 1}

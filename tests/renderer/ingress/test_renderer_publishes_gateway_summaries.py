@@ -1,5 +1,6 @@
 """The running renderer publishes each TailscaleGateway's status summary on
-`tailwire.v1.status.tailscalegateway.<ns>.<name>`, and a restart republishes nothing."""
+`tailwire.v1.status.tailscalegateway.<ns>.<name>`, with condition transition times, and a
+restart republishes nothing."""
 
 from __future__ import annotations
 
@@ -38,6 +39,9 @@ async def test_gateway_summary_is_published_once_and_survives_a_restart(
         # The referenced Gateway and tailnet are not in the cluster: not Ready, and it says so.
         assert summary.ready is False
         assert any(c.type == "Ready" for c in summary.conditions)
+        # Every condition says since when it holds; a restart keeps those times (below:
+        # nothing is republished).
+        assert all(c.last_transition_time is not None for c in summary.conditions)
         sequences = await helpers.last_sequences(nats_client)
         async with helpers.running_renderer(bus_settings, apply_manifests=False) as again:
             await helpers.settled(again)
