@@ -8,13 +8,14 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import pydantic
 import typer
 
 from tailwire.cli import asyncapi as asyncapi_doc
 from tailwire.cli import demo as demo_script
 from tailwire.cli import dev as dev_script
 from tailwire.cli import rendering, running, validating
-from tailwire.shared import errors, permissions
+from tailwire.shared import errors, permissions, settings
 
 app = typer.Typer(
     name="tailwire",
@@ -49,6 +50,9 @@ def run(
         asyncio.run(running.run_service(service, node=node, dry_run=dry_run))
     except errors.ConfigurationError as exc:
         typer.echo(f"tailwire run {service}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except pydantic.ValidationError as exc:
+        typer.echo(f"tailwire run {service}: {settings.describe_error(exc)}", err=True)
         raise typer.Exit(2) from None
 
 
@@ -105,6 +109,14 @@ def render(
     cluster_cidrs: Annotated[
         str | None, typer.Option("--cluster-cidrs", help="Comma-separated cluster CIDRs.")
     ] = None,
+    cluster_name: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster-name",
+            help="Part of gateway hostnames (TAILWIRE_CLUSTER_NAME); distinct per cluster "
+            "sharing a tailnet.",
+        ),
+    ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Directory: one file per object.")
     ] = None,
@@ -115,6 +127,7 @@ def render(
         resources=files,
         cluster=cluster or [],
         cluster_cidrs=cidrs,
+        cluster_name=cluster_name,
         output=output,
         out=sys.stdout,
         err=sys.stderr,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import pydantic
 import yaml
 
 from tailwire.cli import validating
@@ -48,11 +49,19 @@ def dump(document: dict[str, Any]) -> str:
     )
 
 
+def _reason(exc: ValueError) -> str:
+    """A settings validator's own message, without pydantic's framing."""
+    if isinstance(exc, pydantic.ValidationError):
+        return "; ".join(str(e.get("ctx", {}).get("error", e["msg"])) for e in exc.errors())
+    return str(exc)
+
+
 def render_files(
     *,
     resources: Sequence[str],
     cluster: Sequence[str] = (),
     cluster_cidrs: Sequence[str] | None = None,
+    cluster_name: str | None = None,
     namespace: str | None = None,
     output: Path | None,
     out: TextIO,
@@ -68,7 +77,14 @@ def render_files(
     try:
         settings.ClusterNetworkSettings(cluster_cidrs=list(cidrs))
     except ValueError as exc:
-        out.write(f"--cluster-cidrs: {exc}\n")
+        out.write(f"--cluster-cidrs: {_reason(exc)}\n")
+        return 1
+    if cluster_name is None:
+        cluster_name = network.cluster_name
+    try:
+        settings.ClusterNetworkSettings(cluster_name=cluster_name)
+    except ValueError as exc:
+        out.write(f"--cluster-name: {_reason(exc)}\n")
         return 1
     cluster_view = view.ClusterView()
     for raw in objects:
@@ -79,6 +95,7 @@ def render_files(
         view=cluster_view,
         cluster_cidrs=cidrs,
         gateway_namespace=namespace or settings.KubernetesSettings().namespace,
+        cluster_name=cluster_name,
     )
     rendered = domain.combine([compute(source) for compute in computations])
     documents = [*rendered.manifests, *rendered.documents]

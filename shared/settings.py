@@ -8,8 +8,10 @@ not connect to anything.
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Annotated
 
+import pydantic
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -18,6 +20,18 @@ PREFIX = "TAILWIRE_"
 
 class _Base(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", frozen=True)
+
+
+def describe_error(exc: pydantic.ValidationError) -> str:
+    """`TAILWIRE_<FIELD>: reason; ...` for settings read from the environment: names the
+    variable to fix, with the validator's own words."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        field = str(error["loc"][0]) if error["loc"] else ""
+        reason = str((error.get("ctx") or {}).get("error", error["msg"]))
+        reason = reason.removeprefix(f"{field}: ")
+        parts.append(f"{PREFIX}{field.upper()}: {reason}" if field else reason)
+    return "; ".join(parts) or str(exc)
 
 
 def _split_csv(value: object) -> object:
@@ -64,6 +78,10 @@ class KubernetesSettings(_Base):
     _split = field_validator("watch_namespaces", mode="before")(_split_csv)
 
 
+_CLUSTER_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_CLUSTER_NAME_MAX = 20  # leaves room for the group and node in a 63-character hostname
+
+
 class ClusterNetworkSettings(_Base):
     """The cluster's own address ranges, kept on the pods' primary interface."""
 
@@ -74,8 +92,21 @@ class ClusterNetworkSettings(_Base):
     link_cidr_v4: str = "169.254.64.0/18"
     link_cidr_v6: str = "fd7a:115c:a1e0:ab12:4843::/80"
     exit_node_table: int = Field(default=7717, ge=1, le=2**31 - 1)
+    # Part of every gateway's tailnet hostname (`tailwire-<cluster>-<group>-<node>`): set a
+    # distinct one in each cluster that shares a tailnet (names.hostname_prefix says why).
+    cluster_name: str = ""
 
     _split = field_validator("cluster_cidrs", mode="before")(_split_csv)
+
+    @field_validator("cluster_name")
+    @classmethod
+    def _cluster_name_label(cls, value: str) -> str:
+        if value and not (len(value) <= _CLUSTER_NAME_MAX and _CLUSTER_NAME.match(value)):
+            raise ValueError(
+                f"cluster_name: {value!r} is not a lower-case DNS label of at most "
+                f"{_CLUSTER_NAME_MAX} characters (a-z, 0-9 and '-', not at either end)"
+            )
+        return value
 
     @field_validator("cluster_cidrs")
     @classmethod

@@ -128,22 +128,40 @@ def orphaned_keys(keys: list[KeyInfo], *, marker: str, keep: str | None) -> list
     return [k for k in keys if k.description == marker and not k.invalid and k.id != keep]
 
 
+def _named_by(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + "-")
+
+
 def owned_devices(
-    devices: list[Device], *, hostname_prefix: str, tags: tuple[str, ...]
+    devices: list[Device],
+    *,
+    hostname_prefix: str,
+    tags: tuple[str, ...],
+    nested_prefixes: tuple[str, ...] = (),
 ) -> list[Device]:
     """Devices the owner created: per-node hostnames `<prefix>` or `<prefix>-<node>` (as
-    tailscaled reports them, or as MagicDNS de-duplicated them) that carry one of its tags.
+    tailscaled reports them, or as MagicDNS de-duplicated them) that carry one of its tags,
+    except those a longer prefix of another owner names (`tailwire-payments-eu-node-a` is
+    `payments-eu`'s, not `payments`').
 
     Matching on the hostname alone could remove a person's laptop named alike, on tags alone
     every other group sharing `tag:k8s`; both together are what this owner's key produced.
     """
     prefix = _HOSTNAME_SAFE.sub("-", hostname_prefix.lower())
+    others = [
+        other
+        for other in (_HOSTNAME_SAFE.sub("-", p.lower()) for p in nested_prefixes)
+        if len(other) > len(prefix) and _named_by(other, prefix)
+    ]
     wanted = set(tags)
     owned = []
     for device in devices:
         name = device.hostname.lower()
-        if (name == prefix or name.startswith(prefix + "-")) and wanted & set(device.tags):
-            owned.append(device)
+        if not _named_by(name, prefix) or not wanted & set(device.tags):
+            continue
+        if any(_named_by(name, other) for other in others):
+            continue
+        owned.append(device)
     return owned
 
 

@@ -252,6 +252,7 @@ class Minter:
                 await backend.list_devices(),
                 hostname_prefix=request.hostname_prefix,
                 tags=domain.tag_history(current.stored, tags=request.tags),
+                nested_prefixes=request.nested_prefixes,
             )
             for device in devices:
                 await backend.delete_device(device.id)

@@ -30,6 +30,7 @@ def default_options() -> options.Options:
         link_cidr_v4=network.link_cidr_v4,
         link_cidr_v6=network.link_cidr_v6,
         exit_node_table=network.exit_node_table,
+        cluster_name=network.cluster_name,
     )
 
 

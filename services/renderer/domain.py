@@ -53,6 +53,7 @@ class RenderInput:
     view: view_module.ClusterView
     cluster_cidrs: tuple[str, ...]
     gateway_namespace: str
+    cluster_name: str = ""
 
 
 class Renderer(Protocol):

@@ -273,6 +273,7 @@ class Renderer:
             view=self.view,
             cluster_cidrs=self.opts.cluster_cidrs,
             gateway_namespace=self.opts.gateway_namespace,
+            cluster_name=self.opts.cluster_name,
         )
         results = []
         for compute in self.computations:

@@ -27,7 +27,9 @@ def egress_prune_scopes(*, namespace: str) -> tuple[domain.PruneScope, ...]:
 def render_egress(source: domain.RenderInput, /) -> domain.Rendered:
     """EgressGroups: gateway manifests, Node labels, and one NodePlan document per node."""
     opts = options.Options(
-        gateway_namespace=source.gateway_namespace, cluster_cidrs=source.cluster_cidrs
+        gateway_namespace=source.gateway_namespace,
+        cluster_cidrs=source.cluster_cidrs,
+        cluster_name=source.cluster_name,
     )
     result = rendering.render_egress(view=source.view, opts=opts)
     return domain.Rendered(

@@ -27,6 +27,9 @@ class KeyRequest(base.Event):
     preauthorized: bool = True
     # Devices this owner creates are named `<hostname_prefix>-<node>`; revocation finds them.
     hostname_prefix: str
+    # Prefixes of other owners that extend this one (`tailwire-payments-eu` under
+    # `tailwire-payments`): devices matching one of them are that owner's, never revoked here.
+    nested_prefixes: tuple[str, ...] = ()
     secret_name: str
     secret_namespace: str
     # Set on deletion: revoke the key and remove every device the owner created.

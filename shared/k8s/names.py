@@ -39,10 +39,16 @@ def gateway_state_dir(*, group: str, tailnet: str, root: str = GATEWAY_STATE_ROO
     return f"{root.rstrip('/')}/{_short(tailnet, limit=63)}/{_short(group, limit=63)}"
 
 
-def gateway_hostname(*, group: str, node: str) -> str:
+def gateway_hostname(*, group: str, node: str, cluster: str = "") -> str:
     """The per-node tailnet hostname of a group's gateway (revocation finds them by prefix)."""
-    return _short(f"{hostname_prefix(group)}-{node.split('.')[0]}", limit=63)
+    return _short(f"{hostname_prefix(group, cluster=cluster)}-{node.split('.')[0]}", limit=63)
 
 
-def hostname_prefix(group: str) -> str:
-    return _short(f"tailwire-{group}", limit=40)
+def hostname_prefix(group: str, *, cluster: str = "") -> str:
+    """`tailwire-<group>`, or `tailwire-<cluster>-<group>` when the cluster is named.
+
+    Revocation removes the devices whose hostname starts with the prefix (and carry the
+    group's tags), so clusters sharing a tailnet need distinct names: else deleting
+    `payments` in one removes the gateways of `payments` in the others."""
+    owner = f"{cluster}-{group}" if cluster else group
+    return _short(f"tailwire-{owner}", limit=40)

@@ -62,3 +62,29 @@ async def test_service_declares_streams_and_stops_cleanly(
             raise
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("TAILWIRE_CLUSTER_NAME", "Prod_1", "'Prod_1' is not a lower-case DNS label"),
+        ("TAILWIRE_CLUSTER_CIDRS", "10.0.0.1/8", "'10.0.0.1/8' is not a network"),
+        ("TAILWIRE_STREAM_REPLICAS", "9", "less than or equal to 5"),
+    ],
+)
+def test_a_bad_setting_stops_the_service_with_the_variable_named(
+    variable: str, value: str, says: str
+) -> None:
+    env = {**os.environ, "TAILWIRE_TRACES_EXPORTER": "none", variable: value}
+    done = subprocess.run(
+        [sys.executable, "-m", "tailwire.cli", "run", "renderer"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"tailwire run renderer: {variable}: " in done.stderr
+    assert says in done.stderr
+    assert "Traceback" not in done.stderr

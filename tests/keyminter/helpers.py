@@ -59,6 +59,7 @@ def key_request(
     tags: tuple[str, ...] = ("tag:k8s",),
     tailnet: str | None = None,
     revoke: bool = False,
+    nested_prefixes: tuple[str, ...] = (),
 ) -> keys.KeyRequest:
     return keys.KeyRequest(
         owner=owner,
@@ -68,6 +69,7 @@ def key_request(
         secret_name=names.authkey_secret(owner.name),
         secret_namespace=NAMESPACE,
         revoke=revoke,
+        nested_prefixes=nested_prefixes,
     )
 
 

@@ -80,3 +80,20 @@ def test_owned_devices_need_the_hostname_prefix_and_one_of_the_tags() -> None:
     ]
     owned = domain.owned_devices(devices, hostname_prefix="tailwire-pay", tags=("tag:k8s",))
     assert [d.id for d in owned] == ["1", "2", "5"]
+
+
+def test_devices_of_an_owner_with_a_longer_prefix_are_not_this_owners() -> None:
+    devices = [
+        domain.Device(id="1", hostname="tailwire-payments-node-a", tags=("tag:k8s",)),
+        domain.Device(id="2", hostname="tailwire-payments-eu-node-a", tags=("tag:k8s",)),
+        domain.Device(id="3", hostname="tailwire-payments-eu", tags=("tag:k8s",)),
+        domain.Device(id="4", hostname="tailwire-payments-europe-1", tags=("tag:k8s",)),
+    ]
+    owned = domain.owned_devices(
+        devices,
+        hostname_prefix="tailwire-payments",
+        tags=("tag:k8s",),
+        # A prefix that does not extend this owner's cannot exclude anything of it.
+        nested_prefixes=("tailwire-payments-eu", "tailwire-billing", "tailwire-pay"),
+    )
+    assert [d.id for d in owned] == ["1", "4"]

@@ -144,6 +144,33 @@ async def test_revocation_removes_every_per_node_device_and_nothing_else(
     assert again.devices_removed == ()
 
 
+async def test_revoking_a_group_spares_the_devices_of_a_group_whose_name_extends_it(
+    make_minter: MinterFactory, control_api: controlapi.FakeControlAPI, kube: kubeapi.KubeAPI
+) -> None:
+    # `payments` and `payments-eu` share tag:k8s; `tailwire-payments-eu-node-a` starts with
+    # `tailwire-payments-`, so only the renderer's nested prefixes tell the two apart.
+    owner = helpers.egress_group(kube)
+    eu = helpers.egress_group(kube, name="payments-eu")
+    for group_owner in (owner, eu):
+        request = helpers.key_request(group_owner)
+        await make_minter().ensure_key(request)
+        control_api.register_device(
+            authkey=helpers.stored_authkey(kube, request),
+            hostname=names.gateway_hostname(group=group_owner.name, node="node-a"),
+        )
+
+    revoked = await make_minter().revoke(
+        helpers.key_request(
+            owner, revoke=True, nested_prefixes=(names.hostname_prefix("payments-eu"),)
+        )
+    )
+
+    assert revoked.devices_removed == ("tailwire-payments-node-a",)
+    assert sorted(d.hostname for d in control_api.devices.values()) == [
+        "tailwire-payments-eu-node-a"
+    ]
+
+
 async def test_tags_the_client_does_not_own_are_refused_with_the_servers_reason(
     make_minter: MinterFactory, control_api: controlapi.FakeControlAPI, kube: kubeapi.KubeAPI
 ) -> None:

@@ -1,8 +1,11 @@
 """The egress computation on small views: gateway pods and netns, template stability,
-exit-node toggles, refused routes and selector conflicts in status."""
+exit-node toggles, refused routes and selector conflicts in status, gateway hostnames (the
+cluster's name in them; the longer prefixes of other groups named in key requests, so a
+revocation spares their devices)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from typing import Any
 
@@ -155,3 +158,38 @@ def test_gateway_node_selector_places_gateways_and_reports_unwired_members() -> 
     daemon_set = next(m for m in result.manifests if m["kind"] == "DaemonSet")
     assert daemon_set["spec"]["template"]["spec"]["nodeSelector"] == {"egress": "yes"}
     assert not [m for m in result.manifests if m["kind"] == "Node"]
+
+
+def _cluster(*groups: str) -> view.ClusterView:
+    return build(
+        helpers.node("node-a"),
+        *(helpers.group(name, helpers.PEERS_SPEC) for name in groups),
+        with_netns(helpers.pod("api-0", node_name="node-a"), "member-0"),
+        *(gateway_pod(name, "node-a") for name in groups),
+    )
+
+
+def test_a_named_cluster_puts_its_name_in_every_hostname_the_group_uses() -> None:
+    opts = dataclasses.replace(OPTS, cluster_name="eu1")
+    result = rendering.render_egress(view=_cluster("peers"), opts=opts)
+
+    request = result.key_requests["peers"]
+    assert request.hostname_prefix == "tailwire-eu1-peers"
+    (gateway,) = result.plans["node-a"].gateways
+    assert gateway.hostname == "tailwire-eu1-peers-node-a"
+    config = result.groups["peers"].config
+    assert config is not None
+    assert config.config["Hostname"] == "tailwire-eu1-peers"
+
+
+def test_an_unnamed_cluster_keeps_the_short_hostnames() -> None:
+    result = rendering.render_egress(view=_cluster("peers"), opts=OPTS)
+    assert result.key_requests["peers"].hostname_prefix == "tailwire-peers"
+    assert result.plans["node-a"].gateways[0].hostname == "tailwire-peers-node-a"
+
+
+def test_key_requests_name_the_longer_prefixes_of_other_groups() -> None:
+    result = rendering.render_egress(view=_cluster("peers", "peers-eu", "peersx"), opts=OPTS)
+    assert result.key_requests["peers"].nested_prefixes == ("tailwire-peers-eu",)
+    assert result.key_requests["peers-eu"].nested_prefixes == ()
+    assert result.key_requests["peersx"].nested_prefixes == ()

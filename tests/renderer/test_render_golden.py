@@ -113,3 +113,16 @@ def test_render_command_prints_to_stdout() -> None:
     )
     assert result.exit_code == 0
     assert "kind: DaemonSet" in result.stdout
+
+
+def test_cluster_name_reaches_the_rendered_hostnames_and_a_bad_one_is_refused() -> None:
+    runner = CliRunner()
+    named = runner.invoke(
+        main.app, ["render", "-f", PAYMENTS, "--cluster", CLUSTER, "--cluster-name", "eu1"]
+    )
+    assert named.exit_code == 0
+    assert "hostname: tailwire-eu1-payments-node-a" in named.stdout
+    assert "tailwire-payments-node-a" not in named.stdout
+    bad = runner.invoke(main.app, ["render", "-f", PAYMENTS, "--cluster-name", "EU_1"])
+    assert bad.exit_code == 1
+    assert bad.stdout.startswith("--cluster-name: cluster_name: 'EU_1' is not a lower-case")

@@ -26,7 +26,7 @@ def tailscaled_config(group: groups.Group, *, hostname: str | None = None) -> di
         "Locked": False,
         "AuthKey": f"file:{AUTHKEY_FILE}",
         "Enabled": True,
-        "Hostname": hostname or names.hostname_prefix(group.name),
+        "Hostname": hostname or group.hostname_prefix,
         "acceptDNS": spec.dns.accept_dns,
         "acceptRoutes": spec.accept_routes,
     }
@@ -38,4 +38,4 @@ def tailscaled_config(group: groups.Group, *, hostname: str | None = None) -> di
 
 
 def hostname_for(group: groups.Group, *, node: str) -> str:
-    return names.gateway_hostname(group=group.name, node=node)
+    return group.hostname(node=node)

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from tailwire.shared import errors
 from tailwire.shared.events import cluster
+from tailwire.shared.k8s import names
 from tailwire.shared.resources import common, egressgroup, loading
 
 FINISHED_PHASES = frozenset({"Succeeded", "Failed"})
@@ -29,6 +30,7 @@ class Group:
     problems: tuple[errors.Problem, ...]
     deleting: bool = False
     finalizers: tuple[str, ...] = ()
+    cluster_name: str = ""
 
     @property
     def valid(self) -> bool:
@@ -43,11 +45,20 @@ class Group:
     def tailnet(self) -> str:
         return (self.spec.tailnet if self.spec else None) or "default"
 
+    @property
+    def hostname_prefix(self) -> str:
+        """What every tailnet hostname of this group's gateways starts with."""
+        return names.hostname_prefix(self.name, cluster=self.cluster_name)
+
+    def hostname(self, *, node: str) -> str:
+        """The tailnet hostname of this group's gateway on `node`."""
+        return names.gateway_hostname(group=self.name, node=node, cluster=self.cluster_name)
+
     def problem_message(self) -> str:
         return "; ".join(str(p) for p in self.problems)
 
 
-def group_from_snapshot(snapshot: cluster.EgressGroupSnapshot) -> Group:
+def group_from_snapshot(snapshot: cluster.EgressGroupSnapshot, *, cluster_name: str = "") -> Group:
     """Validate the raw spec exactly as `tailwire validate` does; problems name the field."""
     metadata: dict[str, object] = {"name": snapshot.meta.name}
     if snapshot.meta.namespace:
@@ -69,6 +80,7 @@ def group_from_snapshot(snapshot: cluster.EgressGroupSnapshot) -> Group:
         problems=checked.problems,
         deleting=snapshot.meta.deletion_timestamp is not None,
         finalizers=snapshot.meta.finalizers,
+        cluster_name=cluster_name,
     )
 
 

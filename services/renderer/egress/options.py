@@ -22,3 +22,5 @@ class Options:
     exit_node_table: int = nodes.DEFAULT_EXIT_NODE_TABLE
     mtu: int = nodes.DEFAULT_MTU
     gateway_image: str = DEFAULT_GATEWAY_IMAGE
+    # Names the gateways' tailnet hostnames apart from other clusters' (settings.cluster_name).
+    cluster_name: str = ""

@@ -10,7 +10,7 @@ Must not: do I/O, or depend on dict or snapshot arrival order.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from tailwire.services.renderer import view as view_module
@@ -49,13 +49,19 @@ def owner_ref(group: groups.Group) -> base.OwnerRef:
     )
 
 
-def key_request(group: groups.Group, *, opts: options.Options) -> keys.KeyRequest:
+def key_request(
+    group: groups.Group, *, opts: options.Options, prefixes: Iterable[str] = ()
+) -> keys.KeyRequest:
+    """The group's key request; `prefixes` are every group's hostname prefix, of which those
+    extending this group's go along, so revoking it spares their devices."""
     spec = group.spec
+    own = group.hostname_prefix
     return keys.KeyRequest(
         owner=owner_ref(group),
         tailnet=spec.tailnet if spec else None,
         tags=tuple(spec.tags) if spec else egressgroup.DEFAULT_TAGS,
-        hostname_prefix=names.hostname_prefix(group.name),
+        hostname_prefix=own,
+        nested_prefixes=tuple(sorted({p for p in prefixes if p.startswith(own + "-")})),
         secret_name=names.authkey_secret(group.name),
         secret_namespace=opts.gateway_namespace,
         revoke=group.deleting,
@@ -115,7 +121,11 @@ def render_egress(
 ) -> EgressResult:
     previous = previous or {}
     all_groups = sorted(
-        (groups.group_from_snapshot(s) for s in view.egress_groups()), key=lambda g: g.name
+        (
+            groups.group_from_snapshot(s, cluster_name=opts.cluster_name)
+            for s in view.egress_groups()
+        ),
+        key=lambda g: g.name,
     )
     pods = view.pods()
     namespaces = {p.meta.namespace or "" for p in pods}
@@ -135,9 +145,10 @@ def render_egress(
     label_scheduled: dict[str, tuple[str, ...]] = {}
     out_manifests: list[manifests.Manifest] = []
     key_requests: dict[str, keys.KeyRequest] = {}
+    prefixes = [g.hostname_prefix for g in all_groups]
     for group in all_groups:
         if group.valid or group.deleting:
-            key_requests[group.name] = key_request(group, opts=opts)
+            key_requests[group.name] = key_request(group, opts=opts, prefixes=prefixes)
         if not group.active:
             results[group.name] = GroupResult(group=group)
             continue
