@@ -44,6 +44,9 @@ class Rendered:
     # (subject, summary) for `tailwire.v1.status.<kind>...`: published by the running
     # renderer when it differs from the last one on the bus; ignored by `tailwire render`.
     summaries: tuple[tuple[str, status.StatusSummary], ...] = ()
+    # (object reference, the complete finalizer list it should have): written by the running
+    # renderer after this result's pruning succeeded; ignored by `tailwire render`.
+    finalizers: tuple[tuple[Manifest, tuple[str, ...]], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -87,4 +90,5 @@ def combine(results: Sequence[Rendered]) -> Rendered:
         documents=tuple(d for r in results for d in r.documents),
         statuses=tuple(s for r in results for s in r.statuses),
         summaries=tuple(s for r in results for s in r.summaries),
+        finalizers=tuple(f for r in results for f in r.finalizers),
     )

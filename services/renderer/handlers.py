@@ -318,7 +318,7 @@ class Renderer:
                         *extra.prune,
                     ),
                     statuses=(*decision.statuses, *extra.statuses),
-                    finalizers=decision.finalizers,
+                    finalizers=(*decision.finalizers, *extra.finalizers),
                 )
             )
         self.reconciled += 1

@@ -115,6 +115,19 @@ class ManifestSync:
             log.error("%s: %s", tag, exc)
         self._applied[tag] = digest
 
+    async def _prune(self, found: Key) -> None:
+        log.info("pruning %s/%s %s", found[1], found[2], found[3])
+        try:
+            await self.writer.delete(found)
+        except errors.TransientBackendError:
+            raise
+        except errors.BackendError as exc:
+            # Refused for this object (403, a webhook): logged; the rest of the pass goes on
+            # and the next resync tries again. The loop must not die of one object.
+            log.error("pruning %s/%s %s failed: %s", found[1], found[2], found[3], exc)
+            return
+        self._applied.pop(f"apply:{found}", None)
+
     async def _sync_once(self, desired: Desired) -> None:
         wanted: set[Key] = set()
         for manifest in desired.manifests:
@@ -133,9 +146,7 @@ class ManifestSync:
                 continue
             for found in managed:
                 if found not in wanted:
-                    log.info("pruning %s/%s %s", found[1], found[2], found[3])
-                    await self.writer.delete(found)
-                    self._applied.pop(f"apply:{found}", None)
+                    await self._prune(found)
         for ref, status in desired.statuses:
             key = domain.object_key(ref)
             await self._write(f"status:{key}", status, self.writer.patch_status, ref, status)

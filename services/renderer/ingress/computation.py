@@ -4,8 +4,12 @@ Reads TailscaleGateways, TailscaleTailnets, Services, Gateways and HTTPRoutes fr
 cluster view and returns, for every TailscaleGateway: its manifests, the prune scopes of the
 objects it owns by owner label (none for an invalid spec, so a typo never tears a stack
 down), and its status both as a document (`tailwire render`) and as a status patch (the
-running renderer); plus the prune scopes of deleted TailscaleGateways whose objects are
-still around. No wall clock goes into the status: an unchanged cluster gives an unchanged
+running renderer), and the cleanup finalizer on it. A TailscaleGateway being deleted gets
+nothing but the prune scopes of everything it owns and its finalizer list without ours: the
+renderer writes that list only after the pruning went through, so the object goes once its
+stack (GatewayClass, EnvoyProxy, Certificate, policies too, which no one else mirrors) is
+gone. Objects of gateways that vanished without the finalizer are found by their labels
+(`_orphan_scopes`). No wall clock goes into the status: an unchanged cluster gives an unchanged
 status, so the renderer writes nothing. Both `tailwire render` and the running renderer use
 it. Must not: do I/O.
 """
@@ -177,8 +181,11 @@ def render_ingress(source: domain.RenderInput, /) -> domain.Rendered:
     claimed: dict[rendering.ObjectKey, str] = {}
     results = []
     for snapshot in gateways:
+        if snapshot.meta.deletion_timestamp is not None:
+            results.append(_finalizing(snapshot))
+            continue
         result, _ = render_one(snapshot, snapshots=snapshots, claimed=claimed)
-        results.append(result)
+        results.append(dataclasses.replace(result, finalizers=_keeping_finalizer(snapshot)))
         owner = f"TailscaleGateway {snapshot.meta.namespace}/{snapshot.meta.name}"
         for manifest in result.manifests:
             claimed.setdefault(rendering.object_key(manifest), owner)
@@ -187,6 +194,24 @@ def render_ingress(source: domain.RenderInput, /) -> domain.Rendered:
             snapshots = dataclasses.replace(snapshots, routes=(*snapshots.routes, *rendered_routes))
     results.append(domain.Rendered(prune=_orphan_scopes(source, gateways=gateways)))
     return domain.combine(results)
+
+
+def _keeping_finalizer(
+    snapshot: cluster.TailscaleGatewaySnapshot,
+) -> tuple[tuple[domain.Manifest, tuple[str, ...]], ...]:
+    """Our finalizer added to a live TailscaleGateway that lacks it (nothing if it has it)."""
+    if labels.FINALIZER in snapshot.meta.finalizers:
+        return ()
+    return ((status_reference(snapshot), (*snapshot.meta.finalizers, labels.FINALIZER)),)
+
+
+def _finalizing(snapshot: cluster.TailscaleGatewaySnapshot) -> domain.Rendered:
+    """A TailscaleGateway being deleted: prune all it owns, then let it go."""
+    prune = prune_scopes(namespace=snapshot.meta.namespace or "default", name=snapshot.meta.name)
+    if labels.FINALIZER not in snapshot.meta.finalizers:
+        return domain.Rendered(prune=prune)
+    kept = tuple(f for f in snapshot.meta.finalizers if f != labels.FINALIZER)
+    return domain.Rendered(prune=prune, finalizers=((status_reference(snapshot), kept),))
 
 
 def _orphan_scopes(

@@ -1,6 +1,7 @@
 """The running renderer with a TailscaleGateway, from the bus (a real nats-server) to the
 emulated Kubernetes API: routes applied with server-side apply, the route of a vanished
-Service pruned, a user's HTTPRoute untouched, and the seed-reference status written."""
+Service pruned, a user's HTTPRoute untouched, the seed-reference status written, and a
+deleted TailscaleGateway's whole stack removed before its finalizer lets it go."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ from typing import Any
 
 from faststream.nats import NatsBroker
 
+from tailwire.services.watcher import domain as watcher_domain
 from tailwire.shared import bus, settings, subjects
 from tailwire.shared.events import cluster
 from tailwire.shared.k8s import labels
-from tailwire.testing import kubeapi
+from tailwire.testing import kubeapi, system
 from tests.fixtures.kube import kube_emulator  # noqa: F401  (not yet in the root conftest)
 from tests.renderer import helpers
 from tests.renderer.ingress import support
 
+TAILSCALE_GATEWAYS = next(
+    r for r in watcher_domain.RESOURCES if r.kind == subjects.Kind.TAILSCALEGATEWAY
+)
 SPEC = support.spec(support.tailnet_entry("a", host="{service}.example.com"))
 
 
@@ -101,3 +106,67 @@ async def test_routes_are_applied_pruned_and_status_written(
     assert now["status"]["tailnets"] == [
         {"name": "a", "status": "Ready", "servicesCount": 1, "routesGenerated": 1}
     ]
+
+
+async def test_a_deleted_gateway_takes_its_whole_stack_with_it(
+    bus_settings: settings.BusSettings,
+    kube_emulator: kubeapi.KubeAPI,  # noqa: F811
+) -> None:
+    """The managed stack (GatewayClass, EnvoyProxy, Certificate: kinds no one mirrors onto
+    the bus) and the routes go before the TailscaleGateway does: its finalizer holds it."""
+    api = kube_emulator
+    for namespace in ("apps", "gateways"):
+        api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    spec = support.spec(
+        support.tailnet_entry("a", host="{service}.example.com"),
+        stack={"wildcardDomain": "example.com", "issuerRef": {"name": "le"}},
+    )
+    api.create(
+        {
+            "apiVersion": "gateway.tailscale.com/v1alpha1",
+            "kind": "TailscaleGateway",
+            "metadata": {"name": "gw", "namespace": "apps"},
+            "spec": spec,
+        }
+    )
+
+    def snapshot() -> cluster.TailscaleGatewaySnapshot:
+        live = api.get("tailscalegateways", name="gw", namespace="apps")
+        assert live is not None
+        found = watcher_domain.normalize(TAILSCALE_GATEWAYS, live)
+        assert isinstance(found, cluster.TailscaleGatewaySnapshot)
+        return found
+
+    def owned() -> list[str]:
+        return sorted(
+            f"{kind}/{obj['metadata']['name']}"
+            for kind in ("gatewayclasses", "envoyproxies", "certificates", "httproutes")
+            for obj in api.objects(kind)
+            if (obj["metadata"].get("labels") or {}).get(labels.OWNER_NAME) == "gw"
+        )
+
+    async with (
+        helpers.producer(bus_settings) as broker,
+        helpers.running_renderer(bus_settings, kube_client_factory=api.api_client) as renderer,
+    ):
+        await _publish(broker, snapshot(), support.tailnet("a"), support.service("api"))
+        assert renderer.sync is not None
+        await system.eventually(
+            lambda: labels.FINALIZER in snapshot().meta.finalizers, what="the finalizer"
+        )
+        stack = owned()
+        assert {item.split("/")[0] for item in stack} == {
+            "gatewayclasses",
+            "envoyproxies",
+            "certificates",
+            "httproutes",
+        }
+
+        held = api.delete("tailscalegateways", name="gw", namespace="apps")
+        assert held is not None  # the finalizer holds it
+        await _publish(broker, snapshot())  # what the watcher would mirror
+        await system.eventually(
+            lambda: api.get("tailscalegateways", name="gw", namespace="apps") is None,
+            what="the TailscaleGateway to go",
+        )
+        assert owned() == []

@@ -1,8 +1,11 @@
 """From the bus's raw snapshot to Rendered, and the renderer computation that `tailwire
 render` and the running renderer share: invalid specs name the field, render nothing and
-prune nothing; valid ones carry prune scopes by owner label and a status document."""
+prune nothing; valid ones carry prune scopes by owner label, a status document and the
+cleanup finalizer; one being deleted gets the prune scopes of all it owns and lets go."""
 
 from __future__ import annotations
+
+import datetime
 
 from tailwire.services.renderer import domain, view
 from tailwire.services.renderer.ingress import computation, rendering
@@ -131,6 +134,60 @@ def test_a_deleted_gateways_objects_get_prune_scopes() -> None:
     assert result.manifests == ()
     assert {s.labels["tailwire.dev/owner-name"] for s in result.prune} == {"gone"}
     assert "HTTPRoute" in {s.kind for s in result.prune}
+
+
+def _deleting(snapshot: cluster.TailscaleGatewaySnapshot) -> cluster.TailscaleGatewaySnapshot:
+    meta = snapshot.meta.model_copy(
+        update={
+            "deletion_timestamp": datetime.datetime(2026, 11, 22, tzinfo=datetime.UTC),
+            "finalizers": ("example.com/theirs", "tailwire.dev/cleanup"),
+        }
+    )
+    return snapshot.model_copy(update={"meta": meta})
+
+
+def test_a_live_gateway_gets_the_cleanup_finalizer_once() -> None:
+    good = _snapshot(support.spec(support.tailnet_entry("a", host="{service}.example.com")))
+    snaps = support.snapshots(support.service("api"))
+
+    def finalizers(
+        snapshot: cluster.TailscaleGatewaySnapshot,
+    ) -> tuple[tuple[domain.Manifest, tuple[str, ...]], ...]:
+        source = domain.RenderInput(
+            view=_view(snapshot, *snaps.services, *snaps.gateways, *snaps.tailnets),
+            cluster_cidrs=(),
+            gateway_namespace="tailwire-system",
+        )
+        return computation.render_ingress(source).finalizers
+
+    ((reference, wanted),) = finalizers(good)
+    assert reference["metadata"] == {"name": "gw", "namespace": "apps"}
+    assert wanted == ("tailwire.dev/cleanup",)
+    has_it = good.model_copy(
+        update={"meta": good.meta.model_copy(update={"finalizers": ("tailwire.dev/cleanup",)})}
+    )
+    assert finalizers(has_it) == ()
+
+
+def test_a_gateway_being_deleted_prunes_everything_it_owns_then_lets_go() -> None:
+    deleting = _deleting(
+        _snapshot(support.spec(support.tailnet_entry("a", host="{service}.example.com")))
+    )
+    snaps = support.snapshots(support.service("api"))
+    source = domain.RenderInput(
+        view=_view(deleting, *snaps.services, *snaps.gateways, *snaps.tailnets),
+        cluster_cidrs=(),
+        gateway_namespace="tailwire-system",
+    )
+    result = computation.render_ingress(source)
+    assert result.manifests == ()
+    assert result.statuses == ()
+    # Every kind it may have created, the unmirrored ones (GatewayClass, policies) included.
+    assert {(s.api_version, s.kind) for s in result.prune} == set(computation.OWNED_KINDS)
+    assert {s.labels["tailwire.dev/owner-name"] for s in result.prune} == {"gw"}
+    ((reference, kept),) = result.finalizers
+    assert reference["metadata"] == {"name": "gw", "namespace": "apps"}
+    assert kept == ("example.com/theirs",)
 
 
 def test_a_status_summary_for_the_bus() -> None:
