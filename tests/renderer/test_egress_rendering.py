@@ -11,7 +11,8 @@ from typing import Any
 
 from tailwire.services.renderer import view
 from tailwire.services.renderer.egress import options, rendering, statuses
-from tailwire.shared.events import cluster
+from tailwire.shared import ids
+from tailwire.shared.events import cluster, keys, nodes
 from tailwire.shared.k8s import labels
 from tests.renderer import helpers
 
@@ -193,3 +194,38 @@ def test_key_requests_name_the_longer_prefixes_of_other_groups() -> None:
     assert result.key_requests["peers"].nested_prefixes == ("tailwire-peers-eu",)
     assert result.key_requests["peers-eu"].nested_prefixes == ()
     assert result.key_requests["peersx"].nested_prefixes == ()
+
+
+def test_replicas_other_than_one_are_accepted_and_said_to_have_no_effect() -> None:
+    spec = {**helpers.PEERS_SPEC, "replicas": 3}
+    result = rendering.render_egress(
+        view=build(
+            helpers.node("node-a"),
+            helpers.group("peers", spec),
+            helpers.pod("api-0", node_name="node-a"),
+            gateway_pod("peers", "node-a"),
+        ),
+        opts=OPTS,
+    )
+    key = keys.KeyReady(
+        owner=rendering.owner_ref(result.groups["peers"].group),
+        tailnet="-",
+        secret_name="s",
+        secret_namespace="tailwire-system",
+        key_id="k1",
+        expires_at=NOW + datetime.timedelta(days=90),
+        tags=("tag:k8s",),
+    )
+    generation = result.plans["node-a"].generation
+    status = statuses.group_status(
+        result=result.groups["peers"],
+        key=key,
+        plan_generations={"node-a": generation},
+        acks={"node-a": nodes.NodeAck(node=ids.NodeName("node-a"), generation=generation)},
+        now=NOW,
+    )
+    ready = {c.type: c for c in status.conditions}["Ready"]
+    assert (ready.status, ready.reason) == ("True", "Reconciled")
+    assert ready.message.endswith(
+        "; spec.replicas 3 has no effect: one gateway runs on each node that hosts members"
+    )

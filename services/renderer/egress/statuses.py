@@ -163,6 +163,12 @@ def group_status(
         message = f"{members} member pod(s) through gateways on {gw_nodes} node(s)"
         if result.unwired:
             message += "; not wired (no gateway on their node): " + ", ".join(result.unwired[:10])
+        if group.spec is not None and group.spec.replicas != 1:
+            # Accepted for the seed's manifests; tailwire's gateways are per node, not a pool.
+            message += (
+                f"; spec.replicas {group.spec.replicas} has no effect: one gateway runs on "
+                "each node that hosts members"
+            )
         ready = cond(conditions.Type.READY, "True", conditions.Reason.RECONCILED, message)
     degraded = _degraded(result=result, failures=failures)
     conds = (
