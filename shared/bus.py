@@ -56,6 +56,9 @@ NODES_STREAM = "TAILWIRE_NODES"
 WORK_STREAM = "TAILWIRE_WORK"
 
 MSG_ID_HEADER = "Nats-Msg-Id"
+# Per-message TTL (nats-server 2.11+, streams with allow_msg_ttl): the server removes the
+# message, and with it the subject, that many seconds after storing it.
+TTL_HEADER = "Nats-TTL"
 WEEK = 7 * 24 * 3600.0
 
 E = TypeVar("E", bound=base.Event)
@@ -71,6 +74,8 @@ class StreamSpec:
     # 1 keeps only the last message per subject (a compacted stream); -1 keeps all.
     max_msgs_per_subject: int
     max_age: float | None = None
+    # Accept `Nats-TTL` on messages (tombstones expire); cannot be turned off once on.
+    allow_msg_ttl: bool = False
 
 
 STREAMS: tuple[StreamSpec, ...] = (
@@ -79,6 +84,7 @@ STREAMS: tuple[StreamSpec, ...] = (
         subjects=subjects.CLUSTER_STREAM_SUBJECTS,
         description="Cluster snapshots and status summaries, last message per subject",
         max_msgs_per_subject=1,
+        allow_msg_ttl=True,
     ),
     StreamSpec(
         name=NODES_STREAM,
@@ -121,6 +127,7 @@ def _stream_config(spec: StreamSpec, bus: settings.BusSettings) -> StreamConfig:
         num_replicas=bus.stream_replicas,
         duplicate_window=bus.duplicate_window,
         allow_direct=True,
+        allow_msg_ttl=spec.allow_msg_ttl or None,
     )
 
 
@@ -218,14 +225,19 @@ async def publish(
     subject: str,
     msg_id: str | None = None,
     headers: dict[str, str] | None = None,
+    ttl: int | None = None,
 ) -> None:
-    """Publish an event to its stream with a `Nats-Msg-Id`, and wait for the stream's ack."""
+    """Publish an event to its stream with a `Nats-Msg-Id`, and wait for the stream's ack.
+
+    `ttl` (seconds) makes the stream drop the message then (tombstones, on TAILWIRE_CLUSTER)."""
     body = event.to_bytes()
     if len(body) > base.MAX_MESSAGE_BYTES:
         raise errors.BusError(
             f"{subject}: message of {len(body)} bytes exceeds {base.MAX_MESSAGE_BYTES}"
         )
     all_headers = {MSG_ID_HEADER: msg_id or content_id(subject, body), **(headers or {})}
+    if ttl is not None:
+        all_headers[TTL_HEADER] = f"{ttl}s"
     try:
         await broker.publish(
             body,

@@ -51,6 +51,10 @@ class BusSettings(_Base):
     stream_replicas: int = Field(default=1, ge=1, le=5)
     # How long Nats-Msg-Id deduplication remembers an id (seconds).
     duplicate_window: float = Field(default=120.0, gt=0)
+    # How long a deletion (a tombstone snapshot, a deleted status summary) stays on its
+    # subject before the stream forgets the subject (seconds): without it, every pod name
+    # that ever existed would keep a subject in TAILWIRE_CLUSTER.
+    tombstone_ttl: int = Field(default=86_400, ge=60)
 
 
 class TelemetrySettings(_Base):

@@ -84,6 +84,7 @@ def build(
         sync=sync,
         clock=clock or base.utcnow,
         computations=renderers.live(),
+        tombstone_ttl=bus_settings.tombstone_ttl,
     )
     box.append(renderer)
     service_runtime.broker.include_router(renderer.router())

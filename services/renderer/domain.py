@@ -8,7 +8,7 @@ the handlers apply and prune it, `tailwire render` prints it. No I/O, no framewo
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from tailwire.services.renderer import view as view_module
@@ -63,6 +63,30 @@ class Renderer(Protocol):
     """One computation usable by `tailwire render` (egress, ingress, ...)."""
 
     def __call__(self, source: RenderInput, /) -> Rendered: ...
+
+
+def retired_summaries(
+    published: Mapping[str, status.StatusSummary], *, current: Iterable[str]
+) -> list[tuple[str, status.StatusSummary]]:
+    """One last `deleted` summary for every published subject whose object left the view
+    (none for a subject whose last summary already says deleted)."""
+    live = set(current)
+    return [
+        (
+            subject,
+            status.StatusSummary(
+                kind=last.kind,
+                namespace=last.namespace,
+                name=last.name,
+                generation=last.generation,
+                observed_generation=last.observed_generation,
+                ready=False,
+                deleted=True,
+            ),
+        )
+        for subject, last in sorted(published.items())
+        if subject not in live and not last.deleted
+    ]
 
 
 def object_key(manifest: Manifest) -> tuple[str, str, str, str]:

@@ -67,6 +67,7 @@ class Renderer:
         catch_up_timeout: float = 30.0,
         computations: Sequence[domain.Renderer] = (),
         max_pause: float = 2.0,
+        tombstone_ttl: int | None = None,
     ) -> None:
         self.computations = tuple(computations)
         self.broker = broker
@@ -78,6 +79,8 @@ class Renderer:
         # before the next one: a lone change is acted on at once, but a stream of them (a
         # 10,000-pod relist) costs about half the renders and plan generations.
         self.max_pause = max_pause
+        # Deleted objects' last status summaries expire after this (bus tombstone_ttl).
+        self.tombstone_ttl = tombstone_ttl
         self.view = view_module.ClusterView()
         self.published = outputs.Published()
         self.key_events: dict[str, statuses.KeyEvent] = {}
@@ -308,6 +311,13 @@ class Renderer:
                 continue
             await bus.publish(self.broker, summary, subject=subject)
             self.published.summaries[subject] = summary
+            metrics.PUBLISHED.labels(area="status").inc()
+        current = {subject for subject, _ in extra.summaries} | {
+            outputs.status_subject(name) for name in result.groups
+        }
+        for subject, retired in domain.retired_summaries(self.published.summaries, current=current):
+            await bus.publish(self.broker, retired, subject=subject, ttl=self.tombstone_ttl)
+            self.published.summaries[subject] = retired
             metrics.PUBLISHED.labels(area="status").inc()
         if self.sync is not None:
             self.sync.update(

@@ -38,6 +38,7 @@ def wire(
     rand: watching.Rand = random.random,
 ) -> Wired:
     """The runtime and the watcher it runs (tests hold the watcher to drain or inspect it)."""
+    bus_settings = bus_settings or settings.BusSettings()
     watchers: list[mirroring.Watcher] = []  # filled below; the hooks run after this returns
 
     async def start_watching() -> None:
@@ -65,6 +66,7 @@ def wire(
             sleep=sleep,
             clock=clock,
             rand=rand,
+            tombstone_ttl=bus_settings.tombstone_ttl,
         )
     )
     return Wired(runtime=service_runtime, watcher=watchers[0])

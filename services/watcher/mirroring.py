@@ -45,9 +45,10 @@ class Watcher:
         sleep: watching.Sleep = asyncio.sleep,
         clock: watching.Clock = time.monotonic,
         rand: watching.Rand = random.random,
+        tombstone_ttl: int | None = None,
     ) -> None:
         self.broker = broker
-        self.publisher = stream.Publisher(broker=broker, tracer=tracer)
+        self.publisher = stream.Publisher(broker=broker, tracer=tracer, tombstone_ttl=tombstone_ttl)
         self.kube_settings = kube_settings
         self.settings = watcher_settings
         self.api_client_factory = api_client_factory

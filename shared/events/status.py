@@ -1,7 +1,9 @@
 """Status summaries for integrations: `tailwire.v1.status.<kind>.<ns or _>.<name>`.
 
 The same conditions the renderer writes to the resource's status, plus the few numbers an
-integration wants without reading the Kubernetes API.
+integration wants without reading the Kubernetes API. When the object is deleted, one last
+summary with `deleted: true` (and no conditions) says so; it expires with the bus's
+tombstone TTL, and the subject with it.
 """
 
 from __future__ import annotations
@@ -23,3 +25,5 @@ class StatusSummary(base.Event):
     ready: bool
     conditions: tuple[base.Condition, ...] = ()
     details: dict[str, Any] = Field(default_factory=dict)
+    # The object is gone: its last summary, kept on the subject for the bus's tombstone TTL.
+    deleted: bool = False

@@ -1,10 +1,13 @@
-"""The bus through a real nats-server: trace context, deduplication, dead letters."""
+"""The bus through a real nats-server: trace context, deduplication, dead letters, expiring
+tombstones."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
+import nats.js.errors
 from nats.aio.client import Client
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -134,3 +137,50 @@ async def test_malformed_message_lands_on_dead_letter_subject(
     assert "version" in second.reason
     # The service kept running and handled the good message after the bad ones.
     assert handled == [POD]
+
+
+async def test_a_tombstone_expires_and_takes_its_subject_with_it(
+    bus_settings: settings.BusSettings, nats_client: Client
+) -> None:
+    """Deleted objects must not keep a subject in TAILWIRE_CLUSTER forever (every pod name
+    that ever existed would): published with a TTL, the tombstone goes, the subject too."""
+    producer = bus.make_broker(service="watcher", bus=bus_settings)
+    await bus.connect_and_declare(producer, bus=bus_settings)
+    await producer.start()
+    gone = POD.model_copy(update={"deleted": True})
+    other = POD.model_copy(
+        update={"meta": POD.meta.model_copy(update={"uid": "uid-2", "name": "api-1"})}
+    )
+    try:
+        await bus.publish(producer, other, subject=subjects.cluster(other.ref))
+        await bus.publish(producer, gone, subject=subjects.cluster(gone.ref), ttl=1)
+    finally:
+        await producer.stop()
+    js = nats_client.jetstream()
+    message = await js.get_last_msg(bus.CLUSTER_STREAM, subjects.cluster(gone.ref))
+    assert message.headers is not None
+    assert message.headers[bus.TTL_HEADER] == "1s"
+
+    async def subjects_left() -> set[str]:
+        info = await js.stream_info(bus.CLUSTER_STREAM, subjects_filter=">")
+        return set(info.state.subjects or {})
+
+    assert await subjects_left() == {subjects.cluster(gone.ref), subjects.cluster(other.ref)}
+    async with asyncio.timeout(10):
+        while subjects.cluster(gone.ref) in await subjects_left():  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+    # The live object's snapshot, published without a TTL, stays.
+    assert await subjects_left() == {subjects.cluster(other.ref)}
+
+
+async def test_an_existing_cluster_stream_is_brought_to_accept_ttls(
+    bus_settings: settings.BusSettings, nats_client: Client
+) -> None:
+    """A deployment upgraded from a version whose CLUSTER stream had no per-message TTL."""
+    js = nats_client.jetstream()
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        await js.delete_stream(bus.CLUSTER_STREAM)
+    await js.add_stream(name=bus.CLUSTER_STREAM, subjects=list(subjects.CLUSTER_STREAM_SUBJECTS))
+    assert not (await js.stream_info(bus.CLUSTER_STREAM)).config.allow_msg_ttl
+    await bus.declare_streams(js, bus=bus_settings)
+    assert (await js.stream_info(bus.CLUSTER_STREAM)).config.allow_msg_ttl

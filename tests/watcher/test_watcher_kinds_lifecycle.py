@@ -1,5 +1,6 @@
 """Create, modify and delete of every mirrored kind produce the right snapshots, with dedup
-ids and trace context, against the emulated API and a real nats-server."""
+ids and trace context (and a TTL on tombstones), against the emulated API and a real
+nats-server."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import httpx
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tailwire.services.watcher import config
+from tailwire.shared import bus, subjects, telemetry
 from tailwire.shared import settings as shared_settings
-from tailwire.shared import subjects, telemetry
 from tailwire.shared.events import cluster
 from tailwire.testing import kubeapi
 from tests.watcher import conftest
@@ -196,6 +197,10 @@ async def test_every_kind_is_mirrored_through_create_modify_delete(
         tombstones = recorder.since(mark)
         assert all(m.snapshot.deleted for m in tombstones)
         assert all(m.msg_id.endswith(":deleted") for m in tombstones)
+        # Tombstones expire (the bus's tombstone_ttl), so deleted objects free their subject;
+        # live snapshots never do.
+        assert {m.headers.get(bus.TTL_HEADER) for m in tombstones} == {"86400s"}
+        assert all(bus.TTL_HEADER not in m.headers for m in recorder.messages[:mark])
         assert {m.snapshot.kind for m in tombstones} == set(subjects.Kind)
 
         # One span of the watcher per published change (ended once JetStream acknowledged).

@@ -71,6 +71,13 @@ def group_ref(name: str) -> dict[str, Any]:
     }
 
 
+def status_subject(name: str) -> str:
+    """`tailwire.v1.status.egressgroup._.<name>`."""
+    return subjects.status(
+        subjects.ObjectRef(kind=subjects.Kind.EGRESSGROUP, namespace=None, name=name)
+    )
+
+
 def _short_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -157,8 +164,7 @@ def decide(
         key = key_events.get(name)
         if key is not None and key.owner.uid != group.uid:
             key = None  # an event about an earlier group of the same name
-        ref = subjects.ObjectRef(kind=subjects.Kind.EGRESSGROUP, namespace=None, name=name)
-        subject = subjects.status(ref)
+        subject = status_subject(name)
         previous = published.summaries.get(subject)
         group_status = statuses.group_status(
             result=group_result,

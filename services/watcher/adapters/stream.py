@@ -1,7 +1,8 @@
 """The watcher's side of the bus: publishing snapshots and reading back the last ones.
 
 Responsible for: publishing one snapshot to `tailwire.v1.cluster.<kind>.<ns>.<name>` with its
-dedup id (`<uid>:<resourceVersion>`, `:deleted` for tombstones) inside one span per change,
+dedup id (`<uid>:<resourceVersion>`, `:deleted` for tombstones, which expire after the
+bus's `tombstone_ttl` so deleted objects do not keep subjects forever) inside one span per change,
 so the message carries that trace's context; and reading the last snapshot of every subject
 of a kind from TAILWIRE_CLUSTER, so a restarted watcher compares against what consumers
 already have instead of republishing everything.
@@ -32,9 +33,12 @@ FETCH_TIMEOUT = 5.0
 class Publisher:
     """Publishes snapshots through a service's broker (telemetry and dead letters included)."""
 
-    def __init__(self, *, broker: NatsBroker, tracer: trace.Tracer) -> None:
+    def __init__(
+        self, *, broker: NatsBroker, tracer: trace.Tracer, tombstone_ttl: int | None = None
+    ) -> None:
         self.broker = broker
         self.tracer = tracer
+        self.tombstone_ttl = tombstone_ttl
 
     async def publish(self, snapshot: domain.Snapshot) -> None:
         subject = domain.subject_of(snapshot)
@@ -48,7 +52,13 @@ class Publisher:
                 "messaging.message.id": snapshot.dedup_id,
             },
         ):
-            await bus.publish(self.broker, snapshot, subject=subject, msg_id=snapshot.dedup_id)
+            await bus.publish(
+                self.broker,
+                snapshot,
+                subject=subject,
+                msg_id=snapshot.dedup_id,
+                ttl=self.tombstone_ttl if snapshot.deleted else None,
+            )
 
 
 async def read_last_snapshots(
