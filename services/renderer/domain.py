@@ -71,19 +71,9 @@ def retired_summaries(
     """One last `deleted` summary for every published subject whose object left the view
     (none for a subject whose last summary already says deleted)."""
     live = set(current)
+    gone = {"ready": False, "deleted": True, "conditions": (), "details": {}}
     return [
-        (
-            subject,
-            status.StatusSummary(
-                kind=last.kind,
-                namespace=last.namespace,
-                name=last.name,
-                generation=last.generation,
-                observed_generation=last.observed_generation,
-                ready=False,
-                deleted=True,
-            ),
-        )
+        (subject, last.model_copy(update=gone))
         for subject, last in sorted(published.items())
         if subject not in live and not last.deleted
     ]
