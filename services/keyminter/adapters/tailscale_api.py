@@ -2,16 +2,15 @@
 
 Takes an injected `httpx.AsyncClient` (its base URL is the API, e.g.
 `https://api.tailscale.com`), so tests point it at the local control-API fake over real
-HTTP. The access token is cached until shortly before `expires_in` on the injected clock and
-fetched again once when the API answers 401. Errors leave as `tailwire.shared.errors`
-(see `backends`). It must not retry on its own (callers wrap it in `retrying`), log a
-request, or put a token, a client secret or a key in any message.
+HTTP. Authentication (token cache on the injected clock, one retry on 401) is
+`shared.tailscaleauth`, which the dnsupdater uses too. Errors leave as
+`tailwire.shared.errors` (see `backends`). It must not retry on its own (callers wrap it in
+`retrying`), log a request, or put a token, a client secret or a key in any message.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
 import urllib.parse
 from typing import Any
@@ -21,17 +20,7 @@ from pydantic import SecretStr
 
 from tailwire.services.keyminter import domain
 from tailwire.services.keyminter.adapters import backends, timing
-from tailwire.shared import errors, httperrors
-
-TOKEN_PATH = "/api/v2/oauth/token"  # noqa: S105 (an endpoint, not a credential)
-# Fetch a new token this long before the old one expires (or at half its life if shorter).
-TOKEN_MARGIN = datetime.timedelta(seconds=60)
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class _Token:
-    value: SecretStr = dataclasses.field(repr=False)
-    refresh_at: datetime.datetime
+from tailwire.shared import errors, tailscaleauth
 
 
 class TailscaleClient:
@@ -47,39 +36,11 @@ class TailscaleClient:
         clock: timing.Clock,
         name: str | None = None,
     ) -> None:
-        self._http = http
+        self._session = tailscaleauth.OAuthSession(
+            http, client_id=client_id, client_secret=client_secret, now=clock.now
+        )
         self._tailnet = urllib.parse.quote(tailnet, safe="")
-        self._client_id = client_id
-        self._client_secret = client_secret
-        self._clock = clock
-        self._token: _Token | None = None
         self.name = name or tailnet
-
-    # --- authentication -------------------------------------------------------------------
-
-    async def _access_token(self) -> SecretStr:
-        now = self._clock.now()
-        if self._token is not None and now < self._token.refresh_at:
-            return self._token.value
-        form = {
-            "client_id": self._client_id,
-            "client_secret": self._client_secret.get_secret_value(),
-            "grant_type": "client_credentials",
-        }
-        try:
-            response = await self._http.post(TOKEN_PATH, data=form)
-        except httpx.HTTPError as exc:
-            raise httperrors.transport_error(exc, what="oauth token") from None
-        httperrors.check_response(response, what="oauth token", now=now)
-        try:
-            body = response.json()
-            value = SecretStr(str(body["access_token"]))
-            lifetime = datetime.timedelta(seconds=float(body.get("expires_in", 3600)))
-        except (ValueError, KeyError, TypeError):
-            raise errors.PermanentBackendError("oauth token: malformed response") from None
-        margin = min(TOKEN_MARGIN, lifetime / 2)
-        self._token = _Token(value=value, refresh_at=now + lifetime - margin)
-        return value
 
     async def _request(
         self,
@@ -90,22 +51,7 @@ class TailscaleClient:
         json: Any = None,
         params: dict[str, str] | None = None,
     ) -> httpx.Response:
-        for attempt in (1, 2):
-            token = await self._access_token()
-            headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
-            try:
-                response = await self._http.request(
-                    method, path, json=json, params=params, headers=headers
-                )
-            except httpx.HTTPError as exc:
-                raise httperrors.transport_error(exc, what=what) from None
-            if response.status_code == 401 and attempt == 1:
-                # Expired or revoked early: one fresh token, then the 401 stands.
-                self._token = None
-                continue
-            httperrors.check_response(response, what=what, now=self._clock.now())
-            return response
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await self._session.request(method, path, what=what, json=json, params=params)
 
     def _path(self, suffix: str) -> str:
         return f"/api/v2/tailnet/{self._tailnet}/{suffix}"
