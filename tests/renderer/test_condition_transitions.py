@@ -97,3 +97,36 @@ def test_the_rest_of_the_rendered_output_is_untouched() -> None:
     manifest = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"}}
     rendered = domain.Rendered(manifests=(manifest,), documents=(manifest,))
     assert transitions.stamp(rendered, previous={}, now=NOW) == rendered
+
+
+def _gateway_rendered(route_count: int) -> domain.Rendered:
+    ready = _condition("Ready", "True")
+    document = {
+        "conditions": [{"type": "Ready", "status": "True", "reason": "Why", "message": ""}],
+        "gatewayInfo": {"listenerCount": 1, "routeCount": route_count},
+    }
+    summary = _summary(ready).model_copy(update={"details": {"routeCount": route_count}})
+    return domain.Rendered(statuses=((REFERENCE, document),), summaries=((SUBJECT, summary),))
+
+
+def test_last_reconciled_moves_only_when_what_is_reported_changes() -> None:
+    first = transitions.stamp(_gateway_rendered(1), previous={}, now=T0)
+    [(_, summary)] = first.summaries
+    [(_, document)] = first.statuses
+    assert summary.details["lastReconciled"] == "2026-11-01T08:00:00Z"
+    assert document["gatewayInfo"] == {
+        "listenerCount": 1,
+        "routeCount": 1,
+        "lastReconciled": "2026-11-01T08:00:00Z",
+    }
+
+    same = transitions.stamp(_gateway_rendered(1), previous={SUBJECT: summary}, now=NOW)
+    assert same == first
+
+    more = transitions.stamp(_gateway_rendered(2), previous={SUBJECT: summary}, now=NOW)
+    [(_, summary)] = more.summaries
+    [(_, document)] = more.statuses
+    assert summary.details["lastReconciled"] == "2026-11-22T09:30:00Z"
+    assert document["gatewayInfo"]["lastReconciled"] == "2026-11-22T09:30:00Z"
+    # The Ready condition did not flip: its transition time stays.
+    assert summary.conditions[0].last_transition_time == T0

@@ -103,6 +103,7 @@ async def test_routes_are_applied_pruned_and_status_written(
     assert conditions["Ready"]["reason"] == "GatewayConfigured"
     assert all(c.get("lastTransitionTime") for c in conditions.values()), conditions
     assert now["status"]["gatewayInfo"]["routeCount"] == 1
+    assert now["status"]["gatewayInfo"]["lastReconciled"].endswith("Z")
     assert now["status"]["tailnets"] == [
         {"name": "a", "status": "Ready", "servicesCount": 1, "routesGenerated": 1}
     ]
@@ -152,7 +153,9 @@ async def test_a_deleted_gateway_takes_its_whole_stack_with_it(
         await _publish(broker, snapshot(), support.tailnet("a"), support.service("api"))
         assert renderer.sync is not None
         await system.eventually(
-            lambda: labels.FINALIZER in snapshot().meta.finalizers, what="the finalizer"
+            lambda: labels.FINALIZER in snapshot().meta.finalizers,
+            what="the finalizer",
+            within=30,
         )
         stack = owned()
         assert {item.split("/")[0] for item in stack} == {
@@ -168,5 +171,6 @@ async def test_a_deleted_gateway_takes_its_whole_stack_with_it(
         await system.eventually(
             lambda: api.get("tailscalegateways", name="gw", namespace="apps") is None,
             what="the TailscaleGateway to go",
+            within=30,
         )
         assert owned() == []
