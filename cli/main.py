@@ -15,6 +15,7 @@ from tailwire.cli import asyncapi as asyncapi_doc
 from tailwire.cli import demo as demo_script
 from tailwire.cli import dev as dev_script
 from tailwire.cli import rendering, running, validating
+from tailwire.services.keyminter import buscredentials
 from tailwire.shared import errors, permissions, settings
 
 app = typer.Typer(
@@ -135,6 +136,9 @@ def render(
     raise typer.Exit(code)
 
 
+AUTH_ISSUER_ENV = "TAILWIRE_BUS_AUTH_ISSUER"
+
+
 @app.command("nats-config")
 def nats_config(
     nodes: Annotated[
@@ -149,6 +153,14 @@ def nats_config(
     cluster_routes: Annotated[
         str, typer.Option(help="Comma-separated route URLs of a NATS cluster (HA).")
     ] = "",
+    auth_callout: Annotated[
+        bool,
+        typer.Option(
+            "--auth-callout",
+            help="Nodeagents get their node's permissions from the keyminter's auth callout "
+            f"(issuer public key from ${AUTH_ISSUER_ENV}); see `tailwire nats-issuer`.",
+        ),
+    ] = False,
 ) -> None:
     """Print a nats-server config: JetStream and one user per service (passwords from env).
 
@@ -163,9 +175,19 @@ def nats_config(
             store_dir=store_dir,
             password_from_env=True,
             cluster_routes=tuple(r.strip() for r in cluster_routes.split(",") if r.strip()),
+            auth_callout_issuer=f"${AUTH_ISSUER_ENV}" if auth_callout else None,
         ),
         nl=False,
     )
+
+
+@app.command("nats-issuer")
+def nats_issuer() -> None:
+    """Print a new auth-callout issuer: the seed for the keyminter and the public key for
+    nats-server, as the two keys of the `tailwire-nats-users` Secret."""
+    seed, public = buscredentials.new_issuer()
+    typer.echo(f"bus-auth-issuer={public}")
+    typer.echo(f"bus-auth-issuer-seed={seed}")
 
 
 @app.command()

@@ -40,7 +40,7 @@ from faststream.nats import (
     StreamConfig,
 )
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
-from faststream.nats.security import NatsUserPassword
+from faststream.nats.security import NatsToken, NatsUserPassword
 from nats.aio.client import DEFAULT_INBOX_PREFIX
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -147,6 +147,17 @@ def stream(name: str) -> JStream:
     return JStream(name, declare=False)
 
 
+def _token_reader(path: str) -> Callable[[], str]:
+    """The token as the file holds it now: kubelet rotates projected tokens in place, and
+    nats-py calls this at every connect and reconnect."""
+
+    def read() -> str:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip()
+
+    return read
+
+
 def make_broker(
     *,
     service: subjects.Service | str,
@@ -159,8 +170,10 @@ def make_broker(
     `inbox_prefix`: the reply-subject prefix of this connection; a nodeagent confined to its
     node passes `permissions.inbox_prefix(node)`, the only inboxes its user may read.
     """
-    security = None
-    if bus.nats_user and bus.nats_password:
+    security: NatsUserPassword | NatsToken | None = None
+    if bus.nats_token_file:
+        security = NatsToken(_token_reader(bus.nats_token_file))
+    elif bus.nats_user and bus.nats_password:
         security = NatsUserPassword(
             username=bus.nats_user, password=bus.nats_password.get_secret_value()
         )

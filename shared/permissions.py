@@ -21,6 +21,18 @@ _INBOX = ("_INBOX.>",)
 class Permissions:
     publish: tuple[str, ...]
     subscribe: tuple[str, ...]
+    # May answer requests it received (the auth callout's replies go to server inboxes).
+    allow_responses: bool = False
+
+
+AUTH_CALLOUT_SUBJECT = "$SYS.REQ.USER.AUTH"
+
+
+def for_callout(perms: Permissions) -> Permissions:
+    """The keyminter's permissions when it answers nats-server's auth callout."""
+    return dataclasses.replace(
+        perms, subscribe=(*perms.subscribe, AUTH_CALLOUT_SUBJECT), allow_responses=True
+    )
 
 
 def _dead(service: subjects.Service) -> str:
@@ -139,6 +151,7 @@ def render_nats_config(
     store_dir: str = "/data/jetstream",
     password_from_env: bool = False,
     cluster_routes: tuple[str, ...] = (),
+    auth_callout_issuer: str | None = None,
 ) -> str:
     """A nats-server configuration with JetStream and one user per service (and node).
 
@@ -148,14 +161,24 @@ def render_nats_config(
     `passwords` maps user name to password; with `password_from_env` each password is written
     as `$TAILWIRE_NATS_PASSWORD_<USER>` for nats-server to read from its environment, so no
     password lands in a ConfigMap.
+
+    With `auth_callout_issuer` (an account public key, `A...`, or `$VAR` for nats-server
+    to read from its environment), nodeagents have no static user: every other connection
+    goes to the keyminter's auth callout, which gives a nodeagent its node's permissions
+    from its ServiceAccount token (`services/keyminter/buscredentials.py`).
     """
     users: list[tuple[str, Permissions]] = [
         (str(service), for_service(service))
         for service in subjects.Service
         if service is not subjects.Service.NODEAGENT
     ]
+    if auth_callout_issuer is not None:
+        users = [
+            (user, for_callout(perms) if user == subjects.Service.KEYMINTER else perms)
+            for user, perms in users
+        ]
     users += [(nodeagent_user(node), for_node(node)) for node in nodes]
-    if not nodes:
+    if not nodes and auth_callout_issuer is None:
         users.append((str(subjects.Service.NODEAGENT), for_any_node()))
     blocks = []
     for user, perms in users:
@@ -163,11 +186,20 @@ def render_nats_config(
             secret = "$TAILWIRE_NATS_PASSWORD_" + user.upper().replace("-", "_").replace("~", "_")
         else:
             secret = _quote(passwords[user])
+        responses = "        allow_responses: true\n" if perms.allow_responses else ""
         blocks.append(
             f"    {{ user: {_quote(user)}, password: {secret}, permissions: {{\n"
             f"        publish: {{ allow: [{_list(perms.publish)}] }}\n"
             f"        subscribe: {{ allow: [{_list(perms.subscribe)}] }}\n"
+            f"{responses}"
             f"    }} }}"
+        )
+    callout = ""
+    if auth_callout_issuer is not None:
+        names = tuple(user for user, _ in users)
+        callout = (
+            f"  auth_callout {{\n    issuer: {_value(auth_callout_issuer)}\n"
+            f"    auth_users: [{_list(names)}]\n  }}\n"
         )
     cluster = ""
     if cluster_routes:
@@ -182,8 +214,13 @@ def render_nats_config(
         f"listen: {_quote(listen)}\n"
         f"jetstream {{ store_dir: {_quote(store_dir)} }}\n"
         f"{cluster}"
-        "authorization {\n  users: [\n" + ",\n".join(blocks) + "\n  ]\n}\n"
+        "authorization {\n  users: [\n" + ",\n".join(blocks) + "\n  ]\n" + callout + "}\n"
     )
+
+
+def _value(value: str) -> str:
+    """`$NAME` stays a reference nats-server resolves from its environment; else quoted."""
+    return value if value.startswith("$") else _quote(value)
 
 
 def _quote(value: str) -> str:

@@ -47,6 +47,9 @@ class BusSettings(_Base):
     nats_user: str | None = None
     nats_password: SecretStr | None = None
     nats_creds_file: str | None = None
+    # A token file read at every (re)connect: a nodeagent's projected ServiceAccount token,
+    # which nats-server's auth callout has the keyminter review (see docs/operations.md).
+    nats_token_file: str | None = None
     # Replicas of each JetStream stream: 1 for a single server, 3 for the HA overlay.
     stream_replicas: int = Field(default=1, ge=1, le=5)
     # How long Nats-Msg-Id deduplication remembers an id (seconds).

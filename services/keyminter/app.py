@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import random
 
 from kubernetes_asyncio import client
 from opentelemetry.sdk.trace import TracerProvider
 
-from tailwire.services.keyminter import configuration, domain, handlers, minting
-from tailwire.services.keyminter.adapters import secrets, tailnets, timing
+from tailwire.services.keyminter import (
+    busauth,
+    buscredentials,
+    configuration,
+    domain,
+    handlers,
+    minting,
+)
+from tailwire.services.keyminter.adapters import secrets, tailnets, timing, tokenreview
 from tailwire.shared import errors, runtime, settings, subjects
 from tailwire.shared.k8s import client as k8s_client
 
@@ -28,6 +36,7 @@ def create(
     bus_settings: settings.BusSettings | None = None,
     tracer_provider: TracerProvider | None = None,
     keyminter_settings: configuration.KeyminterSettings | None = None,
+    bus_auth_settings: configuration.BusAuthSettings | None = None,
     tailscale_settings: settings.TailscaleSettings | None = None,
     kube_settings: settings.KubernetesSettings | None = None,
     api_client: secrets.ApiClientFactory | None = None,
@@ -71,6 +80,12 @@ def create(
         ),
     )
     work = handlers.KeyWork(minter=minter)
+    bus_auth = _bus_auth(
+        bus_auth_settings or configuration.BusAuthSettings(),
+        api_client=factory,
+        namespace=kube.namespace,
+        clock=clock,
+    )
     tasks: list[asyncio.Task[None]] = []
     holder: list[runtime.ServiceRuntime] = []
 
@@ -95,8 +110,12 @@ def create(
 
     async def start_renewal() -> None:
         tasks.append(asyncio.create_task(renewing(), name="keyminter-renewal"))
+        if bus_auth is not None:
+            await bus_auth.start(holder[0].broker.connection)
 
     async def stop() -> None:
+        if bus_auth is not None:
+            await bus_auth.stop()
         for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -119,3 +138,23 @@ def create(
     holder.append(service_runtime)
     work.tracer = service_runtime.tracer_provider.get_tracer("tailwire.keyminter")
     return service_runtime
+
+
+def _bus_auth(
+    config: configuration.BusAuthSettings,
+    *,
+    api_client: secrets.ApiClientFactory,
+    namespace: str,
+    clock: timing.Clock,
+) -> busauth.BusAuth | None:
+    """The auth-callout responder, when an issuer seed is configured."""
+    if config.issuer_seed is None:
+        return None
+    return busauth.BusAuth(
+        reviewer=tokenreview.TokenReviewer(api_client, audience=config.audience),
+        issuer=buscredentials.issuer_from_seed(config.issuer_seed.get_secret_value()),
+        namespace=namespace,
+        service_account=config.nodeagent_service_account,
+        ttl=datetime.timedelta(seconds=config.ttl_seconds),
+        clock=clock,
+    )

@@ -6,7 +6,7 @@ This module must not connect to anything; `app.py` reads it once at start.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tailwire.shared import settings
@@ -38,3 +38,24 @@ class KeyminterSettings(BaseSettings):
     workers: int = Field(default=8, ge=1, le=64)
     # JetStream durable consumer name of the key requests (restarts resume from it).
     durable: str = "tailwire-keyminter-requests"
+
+
+class BusAuthSettings(BaseSettings):
+    """Bus credentials for nodeagents (`TAILWIRE_BUS_AUTH_*`): the NATS auth callout.
+
+    Off unless `issuer_seed` is set: the account nkey seed (`SA...`) whose public key the
+    nats-server config names as the callout's issuer (`tailwire nats-config --auth-callout`).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=f"{settings.PREFIX}BUS_AUTH_", extra="ignore", frozen=True
+    )
+
+    issuer_seed: SecretStr | None = None
+    # The audience the nodeagent's projected ServiceAccount token is minted for.
+    audience: str = "tailwire-nats"
+    # The ServiceAccount whose tokens may connect as a nodeagent (in TAILWIRE_NAMESPACE).
+    nodeagent_service_account: str = "tailwire-nodeagent"
+    # Lifetime of a granted connection: at expiry the server drops it and the agent
+    # reconnects with its current token, which is reviewed again.
+    ttl_seconds: int = Field(default=3600, ge=60, le=86_400)

@@ -23,3 +23,9 @@ RENEWED = prometheus_client.Counter(
     "tailwire_keyminter_renewed",
     "Keys replaced by the renewal pass before they expired",
 )
+BUS_AUTH = prometheus_client.Counter(
+    "tailwire_keyminter_bus_auth",
+    "NATS auth-callout answers for nodeagent connections, by outcome: granted, refused "
+    "(the token does not prove a nodeagent on a node), or review_failed (API unreachable)",
+    ["outcome"],
+)

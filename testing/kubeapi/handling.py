@@ -36,6 +36,7 @@ import kmock
 import yaml
 
 from . import discovery, resources, routing, selectors, statuses, storage, watching
+from . import tokens as tokens_module
 
 JSON = dict[str, Any]
 
@@ -63,6 +64,7 @@ def _dumps(obj: Any) -> str:
 @attrs.define(kw_only=True)
 class Handler(kmock.RawHandler):
     store: storage.Store
+    tokens: tokens_module.Tokens = attrs.field(factory=tokens_module.Tokens)
     bookmark_interval: float = 60.0
     request_log_limit: int | None = None  # keep only the last N (a long `tailwire dev`)
     _served: int = attrs.field(default=0, init=False)
@@ -131,6 +133,13 @@ class Handler(kmock.RawHandler):
 
     def _serve(self, request: kmock.Request) -> JSON | Reply | bytes | watching.WatchRequest:
         route = routing.parse(request.url.path)
+        if (route.group, route.plural, request.method) == (
+            "authentication.k8s.io",
+            "tokenreviews",
+            "POST",
+        ):
+            body = _decode(request, accepted=("application/json",))
+            return Reply(201, self.tokens.review(body))
         if route.kind == "resource":
             return self._serve_resource(request, route)
         if request.method != "GET":

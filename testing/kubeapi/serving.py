@@ -73,6 +73,10 @@ class KubeAPI:
         """Write another kubeconfig for this server at ``path`` (e.g. for a subprocess)."""
         return kubeconfigs.write_kubeconfig(path, server=self.url)
 
+    def issue_token(self, **kwargs: Any) -> str:
+        """A ServiceAccount token TokenReview will recognise (see `tokens.Tokens.issue`)."""
+        return self.kmock.tokens.issue(**kwargs)
+
     # --- reading and writing as a test's hand on etcd -----------------------------------------
 
     def find(self, resource: str | resources.ResourceSpec) -> resources.ResourceSpec:

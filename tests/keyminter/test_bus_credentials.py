@@ -1,0 +1,213 @@
+"""Nodeagent bus credentials through nats-server's auth callout, end to end: a real
+nats-server configured by `permissions.render_nats_config(auth_callout_issuer=...)`, the
+keyminter's responder, and TokenReview on the emulated API. A nodeagent connecting with its
+pod-bound ServiceAccount token gets exactly its node's permissions; anything else is refused
+with the reason logged."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import nats
+import nats.errors
+import nkeys
+import prometheus_client
+import pytest
+from kubernetes_asyncio.client import ApiClient
+from nats.aio.client import Client
+
+from tailwire.services.keyminter import busauth, buscredentials
+from tailwire.services.keyminter.adapters import timing, tokenreview
+from tailwire.shared import bus, errors, ids, permissions, settings, subjects
+from tailwire.shared.events import nodes
+from tailwire.testing import kubeapi, natsserver
+from tests.keyminter.helpers import NAMESPACE
+
+AUDIENCE = "tailwire-nats"
+SERVICE_ACCOUNT = "tailwire-nodeagent"
+PASSWORDS = {"watcher": "w", "keyminter": "k", "renderer": "r", "dnsupdater": "d"}
+
+
+@pytest.fixture
+def issuer() -> nkeys.KeyPair:
+    return buscredentials.issuer_from_seed(
+        nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_ACCOUNT).decode()
+    )
+
+
+@pytest.fixture
+def callout_nats(
+    tmp_path: Path, issuer: nkeys.KeyPair, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[natsserver.NatsServer]:
+    """As deploy/base runs it: the issuer's public key read from nats-server's environment."""
+    monkeypatch.setenv("TAILWIRE_BUS_AUTH_ISSUER", issuer.public_key.decode())
+    port = natsserver.free_port()
+    config = permissions.render_nats_config(
+        passwords=PASSWORDS,
+        listen=f"127.0.0.1:{port}",
+        store_dir=str(tmp_path / "js"),
+        auth_callout_issuer="$TAILWIRE_BUS_AUTH_ISSUER",
+    )
+    server = natsserver.NatsServer(store_dir=tmp_path, port=port, config_text=config)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def responder(
+    callout_nats: natsserver.NatsServer, kube: kubeapi.KubeAPI, issuer: nkeys.KeyPair
+) -> AsyncIterator[None]:
+    """The keyminter's responder, connected as the keyminter; the streams declared."""
+    connection = await nats.connect(callout_nats.url, user="keyminter", password="k")
+    await bus.declare_streams(connection.jetstream(), bus=settings.BusSettings())
+    opened: list[ApiClient] = []
+
+    async def api_client() -> ApiClient:
+        if not opened:
+            opened.append(await kube.api_client())
+        return opened[0]
+
+    answering = busauth.BusAuth(
+        reviewer=tokenreview.TokenReviewer(api_client, audience=AUDIENCE),
+        issuer=issuer,
+        namespace=NAMESPACE,
+        service_account=SERVICE_ACCOUNT,
+        ttl=datetime.timedelta(hours=1),
+        clock=timing.SystemClock(),
+    )
+    await answering.start(connection)
+    yield
+    await answering.stop()
+    await connection.close()
+    for api in opened:
+        await api.close()
+
+
+def _token_file(tmp_path: Path, token: str) -> Path:
+    path = tmp_path / "token"
+    path.write_text(token + "\n")
+    return path
+
+
+async def _refused(server: natsserver.NatsServer, token: str | None) -> str:
+    errors: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc))
+
+    client = Client()
+    try:
+        with pytest.raises((nats.errors.Error, OSError)):
+            await client.connect(
+                server.url,
+                token=token,
+                allow_reconnect=False,
+                max_reconnect_attempts=0,
+                error_cb=on_error,
+                connect_timeout=5,
+            )
+    finally:
+        await client.close()
+    return " ".join(errors).lower()
+
+
+def _answers(outcome: str) -> float:
+    value = prometheus_client.REGISTRY.get_sample_value(
+        "tailwire_keyminter_bus_auth_total", {"outcome": outcome}
+    )
+    return value or 0.0
+
+
+@pytest.mark.usefixtures("responder")
+async def test_a_nodeagent_token_gets_exactly_its_nodes_permissions(
+    callout_nats: natsserver.NatsServer, kube: kubeapi.KubeAPI, tmp_path: Path
+) -> None:
+    token = kube.issue_token(
+        namespace=NAMESPACE,
+        service_account=SERVICE_ACCOUNT,
+        audiences=(AUDIENCE,),
+        node="node-a",
+        pod="tailwire-nodeagent-x7k2p",
+    )
+    granted = _answers("granted")
+    bus_settings = settings.BusSettings(
+        nats_url=callout_nats.url, nats_token_file=str(_token_file(tmp_path, token))
+    )
+    broker = bus.make_broker(
+        service="nodeagent", bus=bus_settings, inbox_prefix=permissions.inbox_prefix("node-a")
+    )
+    violations: list[str] = []
+    connection: Client = await broker.connect()
+    connection._error_cb = _collect(violations)
+    try:
+        ack = nodes.NodeAck(node=ids.NodeName("node-a"), generation=1)
+        await bus.publish(broker, ack, subject=subjects.node_ack("node-a"))
+        other = nodes.NodeAck(node=ids.NodeName("node-b"), generation=1)
+        await connection.publish(subjects.node_ack("node-b"), other.to_bytes())
+        await connection.flush()
+        await asyncio.sleep(0.2)
+    finally:
+        await broker.stop()
+    assert _answers("granted") == granted + 1
+    assert any("permissions violation" in v.lower() and "node-b" in v for v in violations)
+    assert not any("node-a" in v for v in violations)
+
+
+def _collect(into: list[str]):  # type: ignore[no-untyped-def]
+    async def on_error(exc: Exception) -> None:
+        into.append(str(exc))
+
+    return on_error
+
+
+@pytest.mark.usefixtures("responder")
+async def test_tokens_that_do_not_prove_a_nodeagent_on_a_node_are_refused(
+    callout_nats: natsserver.NatsServer, kube: kubeapi.KubeAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    refusals = _answers("refused")
+    someone_else = kube.issue_token(
+        namespace=NAMESPACE, service_account="default", audiences=(AUDIENCE,), node="node-a"
+    )
+    unbound = kube.issue_token(
+        namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, audiences=(AUDIENCE,)
+    )
+    wrong_audience = kube.issue_token(
+        namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, node="node-a"
+    )
+    cases = {
+        someone_else: "system:serviceaccount:tailwire-system:default is not "
+        "system:serviceaccount:tailwire-system:tailwire-nodeagent",
+        unbound: "the token names no node",
+        wrong_audience: "is invalid for the target audiences ['tailwire-nats']",
+        "not-a-token": "token not accepted: [invalid bearer token",
+        None: "no token: a nodeagent connects with its ServiceAccount token",
+    }
+    for token, reason in cases.items():
+        caplog.clear()
+        said = await _refused(callout_nats, token)
+        assert "authorization violation" in said, said
+        refusals_logged = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+        [logged] = refusals_logged
+        assert reason in logged
+        if token:
+            assert token not in logged  # never the token itself
+    assert _answers("refused") == refusals + len(cases)
+
+
+def test_the_issuer_must_be_an_account_seed_and_is_never_echoed() -> None:
+    user_seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER).decode()
+    with pytest.raises(errors.ConfigurationError, match="not an account seed") as caught:
+        buscredentials.issuer_from_seed(user_seed)
+    assert user_seed not in str(caught.value)
+    with pytest.raises(errors.ConfigurationError, match="not an nkey seed"):
+        buscredentials.issuer_from_seed("SAnot-a-seed")
+
+
+def test_a_message_that_is_not_a_request_jwt_is_rejected_by_name() -> None:
+    with pytest.raises(errors.MessageRejected, match="auth callout request: not a request JWT"):
+        buscredentials.parse_request(b"hello")
