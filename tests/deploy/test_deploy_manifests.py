@@ -97,8 +97,8 @@ def test_ha_overlay_runs_a_nats_cluster_and_two_replicas() -> None:
 
 def test_nats_config_is_generated_from_the_permissions_table() -> None:
     assert (DEPLOY / "base" / "nats.conf").read_text() == permissions.render_nats_config(
-        passwords={}, password_from_env=True
-    ), "stale: run `tailwire nats-config > deploy/base/nats.conf`"
+        passwords={}, password_from_env=True, auth_callout_issuer="$TAILWIRE_BUS_AUTH_ISSUER"
+    ), "stale: run `tailwire nats-config --auth-callout > deploy/base/nats.conf`"
 
 
 def test_compose_file_follows_the_compose_specification() -> None:

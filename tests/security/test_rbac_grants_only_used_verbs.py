@@ -70,8 +70,12 @@ UNEXERCISED: dict[str, set[tuple[str, str, str]]] = {
         )
     },
     # Named tailnets: adapters/tailnets.py reads the TailscaleTailnet (this flow mints on the
-    # default tailnet).
-    "keyminter": {("gateway.tailscale.com", "tailscaletailnets", "get")},
+    # default tailnet). TokenReview: adapters/tokenreview.py, for nodeagent bus credentials;
+    # this flow's nats-server has no auth callout (tests/keyminter/test_bus_credentials.py).
+    "keyminter": {
+        ("gateway.tailscale.com", "tailscaletailnets", "get"),
+        ("authentication.k8s.io", "tokenreviews", "create"),
+    },
     # Every managed kind goes through the one apply (SSA patch, creating when missing) and
     # prune (list by owner label, delete) path of adapters/kube.py + adapters/syncing.py; the
     # flow proves that path on DaemonSets and ConfigMaps, which are not listed here. The
