@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import urllib.parse
-from typing import Any
 
 import httpx
 from pydantic import SecretStr
@@ -41,17 +40,6 @@ class TailscaleClient:
         )
         self._tailnet = urllib.parse.quote(tailnet, safe="")
         self.name = name or tailnet
-
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        what: str,
-        json: Any = None,
-        params: dict[str, str] | None = None,
-    ) -> httpx.Response:
-        return await self._session.request(method, path, what=what, json=json, params=params)
 
     def _path(self, suffix: str) -> str:
         return f"/api/v2/tailnet/{self._tailnet}/{suffix}"
@@ -82,7 +70,9 @@ class TailscaleClient:
             "expirySeconds": expiry_seconds,
             "description": description[: domain.MAX_DESCRIPTION],
         }
-        response = await self._request("POST", self._path("keys"), what="create key", json=body)
+        response = await self._session.request(
+            "POST", self._path("keys"), what="create key", json=body
+        )
         try:
             data = response.json()
             return backends.MintedKey(
@@ -96,10 +86,10 @@ class TailscaleClient:
     async def delete_key(self, key_id: str) -> None:
         path = self._path(f"keys/{urllib.parse.quote(key_id, safe='')}")
         with contextlib.suppress(errors.NotFound):  # already gone: what we wanted
-            await self._request("DELETE", path, what=f"delete key {key_id}")
+            await self._session.request("DELETE", path, what=f"delete key {key_id}")
 
     async def list_keys(self) -> list[domain.KeyInfo]:
-        response = await self._request("GET", self._path("keys"), what="list keys")
+        response = await self._session.request("GET", self._path("keys"), what="list keys")
         keys = response.json().get("keys") or []
         return [
             domain.KeyInfo(
@@ -114,7 +104,7 @@ class TailscaleClient:
     # --- devices --------------------------------------------------------------------------
 
     async def list_devices(self) -> list[domain.Device]:
-        response = await self._request(
+        response = await self._session.request(
             "GET", self._path("devices"), what="list devices", params={"fields": "all"}
         )
         devices = response.json().get("devices") or []
@@ -131,17 +121,19 @@ class TailscaleClient:
     async def delete_device(self, device_id: str) -> None:
         path = f"/api/v2/device/{urllib.parse.quote(device_id, safe='')}"
         with contextlib.suppress(errors.NotFound):
-            await self._request("DELETE", path, what=f"delete device {device_id}")
+            await self._session.request("DELETE", path, what=f"delete device {device_id}")
 
     # --- split DNS ------------------------------------------------------------------------
 
     async def get_split_dns(self) -> dict[str, list[str]]:
-        response = await self._request("GET", self._path("dns/split-dns"), what="get split DNS")
+        response = await self._session.request(
+            "GET", self._path("dns/split-dns"), what="get split DNS"
+        )
         return {str(k): list(v or []) for k, v in response.json().items()}
 
     async def patch_split_dns(self, changes: dict[str, list[str] | None]) -> dict[str, list[str]]:
         """Merge `changes` (a None or empty list removes the domain); returns the result."""
-        response = await self._request(
+        response = await self._session.request(
             "PATCH", self._path("dns/split-dns"), what="patch split DNS", json=changes
         )
         return {str(k): list(v or []) for k, v in response.json().items()}
