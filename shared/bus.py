@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -41,7 +42,7 @@ from faststream.nats import (
 )
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 from faststream.nats.security import NatsToken, NatsUserPassword
-from nats.aio.client import DEFAULT_INBOX_PREFIX
+from nats.aio.client import DEFAULT_INBOX_PREFIX, Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from opentelemetry.trace import TracerProvider
@@ -147,6 +148,28 @@ def stream(name: str) -> JStream:
     return JStream(name, declare=False)
 
 
+class ConnectionTrouble:
+    """nats-py's error callback: says why the connection fails, which FastStream does only
+    for a connection that was up (a wrong password or a refused token at start was silent).
+    The first of each reason is logged at once, a repeat at most every `every` seconds."""
+
+    def __init__(
+        self, service: str, *, every: float = 30.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.service = service
+        self.every = every
+        self._clock = clock
+        self._logged: dict[str, float] = {}
+
+    async def __call__(self, exc: Exception) -> None:
+        reason = str(exc) or type(exc).__name__
+        now = self._clock()
+        last = self._logged.get(reason)
+        if last is None or now - last >= self.every:
+            self._logged[reason] = now
+            log.warning("%s: NATS connection: %s", self.service, reason)
+
+
 def _token_reader(path: str) -> Callable[[], str]:
     """The token as the file holds it now: kubelet rotates projected tokens in place, and
     nats-py calls this at every connect and reconnect."""
@@ -182,6 +205,7 @@ def make_broker(
         name=f"tailwire-{service}",
         security=security,
         user_credentials=bus.nats_creds_file,
+        error_cb=ConnectionTrouble(str(service)),
         middlewares=(
             NatsTelemetryMiddleware(tracer_provider=tracer_provider),
             DeadLetters(service=str(service)),
@@ -206,7 +230,7 @@ async def connect_and_ensure(
     """Connect; when one of `streams` is missing, declare the streams, and when this user may
     not (a nodeagent confined to its node may only read stream info), wait until a central
     service has declared them."""
-    connection = await broker.connect()
+    connection = await _connect_waiting_for_grant(broker, bus=bus)
     js = connection.jetstream()
     while True:
         missing = []
@@ -224,6 +248,22 @@ async def connect_and_ensure(
             # A permission violation gets no reply: the request times out.
             log.info("streams %s missing and not declarable here (%r); waiting", missing, exc)
             await asyncio.sleep(poll)
+
+
+async def _connect_waiting_for_grant(
+    broker: NatsBroker, *, bus: settings.BusSettings, wait: float = 5.0
+) -> Client:
+    """Connect; with token credentials, wait out refusals. A token is granted by the
+    keyminter's auth callout, which may not be answering yet (install, failover): the agent
+    retries instead of exiting into a restart backoff. A refused password is a
+    configuration error and still ends the process."""
+    while True:
+        try:
+            return await broker.connect()
+        except nats.errors.Error as exc:
+            if not bus.nats_token_file or "authorization" not in str(exc).lower():
+                raise
+            await asyncio.sleep(wait)
 
 
 def content_id(subject: str, body: bytes) -> str:

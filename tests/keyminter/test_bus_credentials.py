@@ -7,11 +7,15 @@ with the reason logged."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import nats
 import nats.errors
 import nkeys
@@ -25,7 +29,7 @@ from tailwire.services.keyminter import busauth, buscredentials
 from tailwire.services.keyminter.adapters import timing, tokenreview
 from tailwire.shared import bus, errors, ids, permissions, settings, subjects
 from tailwire.shared.events import nodes
-from tailwire.testing import kubeapi, natsserver
+from tailwire.testing import kubeapi, natsserver, system
 from tests.keyminter.helpers import NAMESPACE
 
 AUDIENCE = "tailwire-nats"
@@ -59,12 +63,12 @@ def callout_nats(
     server.stop()
 
 
-@pytest.fixture
-async def responder(
-    callout_nats: natsserver.NatsServer, kube: kubeapi.KubeAPI, issuer: nkeys.KeyPair
+@contextlib.asynccontextmanager
+async def answering(
+    server: natsserver.NatsServer, kube: kubeapi.KubeAPI, issuer: nkeys.KeyPair
 ) -> AsyncIterator[None]:
     """The keyminter's responder, connected as the keyminter; the streams declared."""
-    connection = await nats.connect(callout_nats.url, user="keyminter", password="k")
+    connection = await nats.connect(server.url, user="keyminter", password="k")
     await bus.declare_streams(connection.jetstream(), bus=settings.BusSettings())
     opened: list[ApiClient] = []
 
@@ -73,7 +77,7 @@ async def responder(
             opened.append(await kube.api_client())
         return opened[0]
 
-    answering = busauth.BusAuth(
+    responder = busauth.BusAuth(
         reviewer=tokenreview.TokenReviewer(api_client, audience=AUDIENCE),
         issuer=issuer,
         namespace=NAMESPACE,
@@ -81,12 +85,22 @@ async def responder(
         ttl=datetime.timedelta(hours=1),
         clock=timing.SystemClock(),
     )
-    await answering.start(connection)
-    yield
-    await answering.stop()
-    await connection.close()
-    for api in opened:
-        await api.close()
+    await responder.start(connection)
+    try:
+        yield
+    finally:
+        await responder.stop()
+        await connection.close()
+        for api in opened:
+            await api.close()
+
+
+@pytest.fixture
+async def responder(
+    callout_nats: natsserver.NatsServer, kube: kubeapi.KubeAPI, issuer: nkeys.KeyPair
+) -> AsyncIterator[None]:
+    async with answering(callout_nats, kube, issuer):
+        yield
 
 
 def _token_file(tmp_path: Path, token: str) -> Path:
@@ -213,3 +227,55 @@ def test_the_issuer_must_be_an_account_seed_and_is_never_echoed() -> None:
 def test_a_message_that_is_not_a_request_jwt_is_rejected_by_name() -> None:
     with pytest.raises(errors.MessageRejected, match="auth callout request: not a request JWT"):
         buscredentials.parse_request(b"hello")
+
+
+async def test_a_nodeagent_started_before_the_keyminter_connects_once_it_answers(
+    callout_nats: natsserver.NatsServer,
+    kube: kubeapi.KubeAPI,
+    issuer: nkeys.KeyPair,
+    tmp_path: Path,
+) -> None:
+    """At install the DaemonSet and the keyminter start together: an agent refused (no
+    answer yet) keeps trying, says why in its log, and is ready once the keyminter answers."""
+    token = kube.issue_token(
+        namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, audiences=(AUDIENCE,), node="node-a"
+    )
+    health = natsserver.free_port()
+    env = {
+        **os.environ,
+        "TAILWIRE_NATS_URL": callout_nats.url,
+        "TAILWIRE_NATS_TOKEN_FILE": str(_token_file(tmp_path, token)),
+        "TAILWIRE_NODE_NAME": "node-a",
+        "TAILWIRE_HEALTH_PORT": str(health),
+        "TAILWIRE_TRACES_EXPORTER": "none",
+        "TAILWIRE_LOG_JSON": "false",
+    }
+    log = tmp_path / "nodeagent.log"
+    with log.open("wb") as out:
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "tailwire.cli", "run", "nodeagent", "--dry-run"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        async def said_why() -> bool:
+            return "authorization violation" in log.read_text().lower()
+
+        await system.eventually(said_why, within=30, what="the refusal in the agent's log")
+        assert agent.poll() is None, log.read_text()
+
+        async def ready() -> bool:
+            try:
+                async with httpx.AsyncClient() as http:
+                    answer = await http.get(f"http://127.0.0.1:{health}/readyz", timeout=2)
+            except httpx.HTTPError:
+                return False
+            return answer.status_code == 200
+
+        async with answering(callout_nats, kube, issuer):
+            await system.eventually(ready, within=30, what=f"a ready agent\n{log.read_text()}")
+    finally:
+        agent.kill()
+        agent.wait(timeout=10)

@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import json
 
+import nats.errors
 import nats.js.errors
+import pytest
 from nats.aio.client import Client
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -184,3 +186,22 @@ async def test_an_existing_cluster_stream_is_brought_to_accept_ttls(
     assert not (await js.stream_info(bus.CLUSTER_STREAM)).config.allow_msg_ttl
     await bus.declare_streams(js, bus=bus_settings)
     assert (await js.stream_info(bus.CLUSTER_STREAM)).config.allow_msg_ttl
+
+
+async def test_connection_trouble_is_logged_once_per_reason_and_then_every_30_s(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [100.0]
+    trouble = bus.ConnectionTrouble("nodeagent", clock=lambda: now[0])
+    violation = nats.errors.Error("nats: 'Authorization Violation'")
+    for _ in range(5):
+        await trouble(violation)
+    await trouble(TimeoutError())
+    now[0] += 30
+    await trouble(violation)
+    said = [r.getMessage() for r in caplog.records]
+    assert said == [
+        "nodeagent: NATS connection: nats: 'Authorization Violation'",
+        "nodeagent: NATS connection: TimeoutError",
+        "nodeagent: NATS connection: nats: 'Authorization Violation'",
+    ]
