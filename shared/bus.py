@@ -170,6 +170,24 @@ class ConnectionTrouble:
             log.warning("%s: NATS connection: %s", self.service, reason)
 
 
+class _GrantedBroker(NatsBroker):
+    """A broker whose credentials are granted, not configured: a token the keyminter's auth
+    callout answers for. FastStream raises on 'Authorization Violation' from inside nats-py's
+    error callback, which ends nats-py's reconnect loop and leaves a connection that neither
+    works nor closes. For a granted token the refusal only means "not answered now" (a NATS
+    restart while no keyminter leads), so nats-py must keep reconnecting, re-reading the
+    token, until the keyminter answers. `ConnectionTrouble` still logs every reason."""
+
+    def _log_connection_broken(
+        self, error_cb: Callable[[Exception], Awaitable[None]] | None = None
+    ) -> Callable[[Exception], Awaitable[None]]:
+        async def report(err: Exception) -> None:
+            if error_cb is not None:
+                await error_cb(err)
+
+        return report
+
+
 def _token_reader(path: str) -> Callable[[], str]:
     """The token as the file holds it now: kubelet rotates projected tokens in place, and
     nats-py calls this at every connect and reconnect."""
@@ -187,11 +205,13 @@ def make_broker(
     bus: settings.BusSettings,
     tracer_provider: TracerProvider | None = None,
     inbox_prefix: str | None = None,
+    closed_cb: Callable[[], Awaitable[None]] | None = None,
 ) -> NatsBroker:
     """A NatsBroker for one service: telemetry, dead letters, reconnects forever.
 
     `inbox_prefix`: the reply-subject prefix of this connection; a nodeagent confined to its
     node passes `permissions.inbox_prefix(node)`, the only inboxes its user may read.
+    `closed_cb`: called when the connection is closed for good (see `runtime`).
     """
     security: NatsUserPassword | NatsToken | None = None
     if bus.nats_token_file:
@@ -200,12 +220,19 @@ def make_broker(
         security = NatsUserPassword(
             username=bus.nats_user, password=bus.nats_password.get_secret_value()
         )
-    return NatsBroker(
+
+    async def reconnected() -> None:
+        log.info("%s: NATS connection re-established", service)
+
+    kind = _GrantedBroker if bus.nats_token_file else NatsBroker
+    return kind(
         bus.nats_url,
         name=f"tailwire-{service}",
         security=security,
         user_credentials=bus.nats_creds_file,
         error_cb=ConnectionTrouble(str(service)),
+        closed_cb=closed_cb,
+        reconnected_cb=reconnected,
         middlewares=(
             NatsTelemetryMiddleware(tracer_provider=tracer_provider),
             DeadLetters(service=str(service)),

@@ -14,6 +14,7 @@ start). A leader that loses its Lease stops the process, which then comes back a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -29,6 +30,9 @@ from tailwire.shared import bus, health, leadership, metering, settings, subject
 from tailwire.shared.k8s import client as k8s_client
 
 log = logging.getLogger(__name__)
+
+# The exit code of a service whose NATS connection was closed for good (see build_app).
+EXIT_CONNECTION_CLOSED = 3
 
 Hook = Callable[[], Awaitable[None]]
 
@@ -100,11 +104,37 @@ def build_app(
         tracer_provider = telemetry.setup_tracing(
             service_name=f"tailwire-{service}", exporter=tel.traces_exporter
         )
+    stopping: list[bool] = []
+
+    async def connection_closed() -> None:
+        # nats-py reconnects by itself; it closes for good only on an error it will not retry
+        # (the server refusing a live connection's credentials, e.g. after a password
+        # rotation). A service without a connection must not linger looking alive, and it
+        # cannot shut down gracefully either: FastStream's pull consumers then spin on
+        # ConnectionClosedError without yielding, starving the event loop. So it flushes what
+        # it can and exits at once with EXIT_CONNECTION_CLOSED; its supervisor restarts it.
+        if stopping:
+            return  # our own shutdown closed it
+        error = broker.connection.last_error if broker.connection is not None else None
+        if error is None:
+            return
+        log.error(
+            "%s: NATS connection closed for good (%s); exiting with code %d",
+            service,
+            error,
+            EXIT_CONNECTION_CLOSED,
+        )
+        with contextlib.suppress(Exception):
+            tracer_provider.force_flush(timeout_millis=2000)
+        logging.shutdown()
+        os._exit(EXIT_CONNECTION_CLOSED)
+
     broker = bus.make_broker(
         service=service,
         bus=bus_settings,
         tracer_provider=tracer_provider,
         inbox_prefix=inbox_prefix,
+        closed_cb=connection_closed,
     )
     metering.instrument(broker, service=service)
     if elected and elector is None:
@@ -148,6 +178,9 @@ def build_app(
         if health_server is not None:
             await health_server.stop()
 
+    async def note_stopping() -> None:
+        stopping.append(True)
+
     async def flush_traces() -> None:
         tracer_provider.force_flush()
 
@@ -155,7 +188,7 @@ def build_app(
         broker,
         on_startup=[start_health, declare_streams, await_leadership, *on_startup],
         after_startup=[*after_startup, mark_ready],
-        on_shutdown=[stop_health, *on_shutdown, release_leadership, flush_traces],
+        on_shutdown=[note_stopping, stop_health, *on_shutdown, release_leadership, flush_traces],
     )
     if elector is not None:
         elector.on_lost = app.exit

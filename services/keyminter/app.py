@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import logging
 import random
 
@@ -155,6 +154,5 @@ def _bus_auth(
         issuer=buscredentials.issuer_from_seed(config.issuer_seed.get_secret_value()),
         namespace=namespace,
         service_account=config.nodeagent_service_account,
-        ttl=datetime.timedelta(seconds=config.ttl_seconds),
         clock=clock,
     )

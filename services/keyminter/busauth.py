@@ -9,7 +9,6 @@ Must not: log a token or a JWT.
 
 from __future__ import annotations
 
-import datetime
 import logging
 
 import nkeys
@@ -32,14 +31,12 @@ class BusAuth:
         issuer: nkeys.KeyPair,
         namespace: str,
         service_account: str,
-        ttl: datetime.timedelta,
         clock: timing.Clock,
     ) -> None:
         self.reviewer = reviewer
         self.issuer = issuer
         self.namespace = namespace
         self.service_account = service_account
-        self.ttl = ttl
         self.clock = clock
         self._subscription: Subscription | None = None
 
@@ -70,9 +67,7 @@ class BusAuth:
             )
         metrics.BUS_AUTH.labels(outcome="granted").inc()
         log.info("bus credentials granted to %s for node %s", who, node)
-        user = buscredentials.user_jwt(
-            request, node=node, issuer=self.issuer, now=now, ttl=self.ttl
-        )
+        user = buscredentials.user_jwt(request, node=node, issuer=self.issuer, now=now)
         return buscredentials.response(request, issuer=self.issuer, now=now, user=user)
 
     async def _on_request(self, msg: Msg) -> None:

@@ -6,7 +6,8 @@ connection that is not a listed service user to `$SYS.REQ.USER.AUTH` as an autho
 request (a JWT). The keyminter has the token reviewed by the API server (TokenReview); a
 token of the nodeagent's ServiceAccount that is bound to a pod on node N (Kubernetes 1.30+
 puts the node name into such tokens) gets a user JWT with exactly
-`permissions.for_node(N)`, signed by the issuer account key and valid for `ttl`. Anything
+`permissions.for_node(N)`, signed by the issuer account key, for the life of the
+connection (`user_jwt` says why it does not expire). Anything
 else gets a response that names why, and the server refuses the connection.
 
 Only nats-server can publish on `$SYS.REQ.USER.AUTH` (no user's permissions allow it), so
@@ -139,9 +140,13 @@ def user_jwt(
     node: str,
     issuer: nkeys.KeyPair,
     now: datetime.datetime,
-    ttl: datetime.timedelta,
 ) -> str:
-    """The user JWT of a nodeagent confined to `node`."""
+    """The user JWT of a nodeagent confined to `node`, for the life of its connection.
+
+    No `exp`: nats-py closes a connection for good when the server ends an expired user
+    (`-ERR 'User Authentication Expired'`), so an expiring grant would cut every agent off
+    after its lifetime. The token is reviewed again at every reconnect instead, and a pod's
+    connection ends with the pod."""
     perms = permissions.for_node(node)
     return _encode(
         {
@@ -149,7 +154,6 @@ def user_jwt(
             "aud": GLOBAL_ACCOUNT,
             "name": permissions.nodeagent_user(node),
             "iat": int(now.timestamp()),
-            "exp": int((now + ttl).timestamp()),
             "nats": {
                 "pub": {"allow": list(perms.publish)},
                 "sub": {"allow": list(perms.subscribe)},

@@ -56,6 +56,3 @@ class BusAuthSettings(BaseSettings):
     audience: str = "tailwire-nats"
     # The ServiceAccount whose tokens may connect as a nodeagent (in TAILWIRE_NAMESPACE).
     nodeagent_service_account: str = "tailwire-nodeagent"
-    # Lifetime of a granted connection: at expiry the server drops it and the agent
-    # reconnects with its current token, which is reviewed again.
-    ttl_seconds: int = Field(default=3600, ge=60, le=86_400)
