@@ -68,8 +68,9 @@ class ServiceProcess:
         env: Mapping[str, str],
         health_port: int,
         log_dir: Path,
+        args: Sequence[str] = (),
     ) -> ServiceProcess:
-        argv = [sys.executable, "-m", "tailwire.cli", "run", service]
+        argv = [sys.executable, "-m", "tailwire.cli", "run", service, *args]
         if node is not None:
             argv += ["--node", node]
         name = f"{service}/{node}" if node is not None else service
@@ -108,6 +109,15 @@ class ServiceProcess:
                 preexec_fn=die_with_parent,
             )
         self.starts += 1
+
+    async def is_ready(self) -> bool:
+        """One probe of /readyz."""
+        timeout = aiohttp.ClientTimeout(total=1)
+        url = f"http://127.0.0.1:{self.health_port}/readyz"
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as r:
+                return r.status == 200
+        return False
 
     async def wait_ready(self, *, within: float = 30.0) -> None:
         """Until /readyz answers 200; ServiceNotReady if the process exits or time runs out."""

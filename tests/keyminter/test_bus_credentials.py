@@ -9,12 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
 import nats
 import nats.errors
 import nkeys
@@ -29,6 +26,7 @@ from tailwire.services.keyminter.adapters import timing, tokenreview
 from tailwire.shared import bus, errors, ids, permissions, settings, subjects
 from tailwire.shared.events import nodes
 from tailwire.testing import kubeapi, natsserver, system
+from tailwire.testing.system.processes import ServiceProcess
 from tests.keyminter.helpers import NAMESPACE
 
 AUDIENCE = "tailwire-nats"
@@ -229,35 +227,24 @@ def test_a_message_that_is_not_a_request_jwt_is_rejected_by_name() -> None:
         buscredentials.parse_request(b"hello")
 
 
-def _start_agent(
-    server: natsserver.NatsServer, tmp_path: Path, *, token: str, health: int, log: Path
-) -> subprocess.Popen[bytes]:
+def _agent(server: natsserver.NatsServer, tmp_path: Path, *, token: str) -> ServiceProcess:
     """`tailwire run nodeagent --dry-run` for node-a with a token file, as the DaemonSet runs it."""
     env = {
         **os.environ,
         "TAILWIRE_NATS_URL": server.url,
         "TAILWIRE_NATS_TOKEN_FILE": str(_token_file(tmp_path, token)),
         "TAILWIRE_NODE_NAME": "node-a",
-        "TAILWIRE_HEALTH_PORT": str(health),
         "TAILWIRE_TRACES_EXPORTER": "none",
         "TAILWIRE_LOG_JSON": "false",
     }
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "tailwire.cli", "run", "nodeagent", "--dry-run"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-async def _ready(health: int) -> bool:
-    try:
-        async with httpx.AsyncClient() as http:
-            answer = await http.get(f"http://127.0.0.1:{health}/readyz", timeout=2)
-    except httpx.HTTPError:
-        return False
-    return answer.status_code == 200
+    return ServiceProcess.for_service(
+        service="nodeagent",
+        node=None,
+        env=env,
+        health_port=natsserver.free_port(),
+        log_dir=tmp_path,
+        args=("--dry-run",),
+    )
 
 
 @pytest.mark.timeout(120)
@@ -272,24 +259,19 @@ async def test_a_nodeagent_started_before_the_keyminter_connects_once_it_answers
     token = kube.issue_token(
         namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, audiences=(AUDIENCE,), node="node-a"
     )
-    health = natsserver.free_port()
-    log = tmp_path / "nodeagent.log"
-    agent = _start_agent(callout_nats, tmp_path, token=token, health=health, log=log)
+    agent = _agent(callout_nats, tmp_path, token=token)
+    agent.start()
     try:
         # Nobody answers yet: how soon nats-server refuses varies (its callout timeout races
         # the client's connect timeout), so the test only makes sure the agent has tried.
         await asyncio.sleep(3)
-        assert agent.poll() is None, log.read_text()
-        assert not await _ready(health)
+        assert agent.running, agent.log_tail()
+        assert not await agent.is_ready()
         async with answering(callout_nats, kube, issuer):
-            try:
-                await system.eventually(lambda: _ready(health), within=50, what="a ready agent")
-            except TimeoutError as exc:
-                raise AssertionError(f"{exc}\n{log.read_text()}") from None
-        assert "NATS connection:" in log.read_text()  # it said why it was not connected
+            await agent.wait_ready(within=50)
+        assert "NATS connection:" in agent.log_tail(200)  # it said why it was not connected
     finally:
-        agent.kill()
-        agent.wait(timeout=10)
+        await agent.kill()
 
 
 @pytest.mark.timeout(150)
@@ -305,31 +287,29 @@ async def test_an_agent_refused_after_a_nats_restart_comes_back_when_answered(
     token = kube.issue_token(
         namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, audiences=(AUDIENCE,), node="node-a"
     )
-    health = natsserver.free_port()
-    log = tmp_path / "nodeagent.log"
+    agent = _agent(callout_nats, tmp_path, token=token)
     async with answering(callout_nats, kube, issuer):
-        agent = _start_agent(callout_nats, tmp_path, token=token, health=health, log=log)
-        await system.eventually(lambda: _ready(health), within=30, what="a ready agent")
+        agent.start()
+        await agent.wait_ready(within=30)
     try:
         callout_nats.restart()
 
         def refused() -> bool:
-            return "authorization violation" in log.read_text().lower()
+            return "authorization violation" in agent.log_tail(200).lower()
 
         def back() -> bool:
-            return "NATS connection re-established" in log.read_text()
+            return "NATS connection re-established" in agent.log_tail(200)
 
         try:
             # The refusal must have reached the agent (how soon varies: nats-server's callout
             # timeout races the client's connect timeout); FastStream alone would stop
             # reconnecting here.
             await system.eventually(refused, within=60, what="a refused reconnect")
-            assert agent.poll() is None
+            assert agent.running
             async with answering(callout_nats, kube, issuer):
                 await system.eventually(back, within=40, what="the agent back")
         except TimeoutError as exc:
-            raise AssertionError(f"{exc}\n{log.read_text()}") from None
-        assert agent.poll() is None
+            raise AssertionError(f"{exc}\n{agent.log_tail()}") from None
+        assert agent.running
     finally:
-        agent.kill()
-        agent.wait(timeout=10)
+        await agent.kill()

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
-import httpx
 import nats
 
 from tailwire.shared import bus, permissions, runtime, settings
-from tailwire.testing import natsserver, system
+from tailwire.testing import natsserver
+from tailwire.testing.system.processes import ServiceProcess
 
 NODE = "node-a"
 USER = permissions.nodeagent_user(NODE)
@@ -37,15 +35,6 @@ def _config(port: int, store: Path, *, agent_password: str) -> str:
     )
 
 
-async def _ready(port: int) -> bool:
-    try:
-        async with httpx.AsyncClient() as http:
-            answer = await http.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
-    except httpx.HTTPError:
-        return False
-    return answer.status_code == 200
-
-
 async def test_a_service_refused_after_a_password_rotation_exits(tmp_path: Path) -> None:
     port = natsserver.free_port()
     server = natsserver.NatsServer(
@@ -58,38 +47,32 @@ async def test_a_service_refused_after_a_password_rotation_exits(tmp_path: Path)
     renderer = await nats.connect(server.url, user="renderer", password="r")
     await bus.declare_streams(renderer.jetstream(), bus=settings.BusSettings())
     await renderer.close()
-    health = natsserver.free_port()
-    log = tmp_path / "nodeagent.log"
-    env = {
-        **os.environ,
-        "TAILWIRE_NATS_URL": server.url,
-        "TAILWIRE_NATS_USER": USER,
-        "TAILWIRE_NATS_PASSWORD": "old",
-        "TAILWIRE_NODE_NAME": NODE,
-        "TAILWIRE_HEALTH_PORT": str(health),
-        "TAILWIRE_TRACES_EXPORTER": "none",
-        "TAILWIRE_LOG_JSON": "false",
-    }
-    with log.open("wb") as out:
-        agent = subprocess.Popen(
-            [sys.executable, "-m", "tailwire.cli", "run", "nodeagent", "--dry-run"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    agent = ServiceProcess.for_service(
+        service="nodeagent",
+        node=None,
+        env={
+            **os.environ,
+            "TAILWIRE_NATS_URL": server.url,
+            "TAILWIRE_NATS_USER": USER,
+            "TAILWIRE_NATS_PASSWORD": "old",
+            "TAILWIRE_NODE_NAME": NODE,
+            "TAILWIRE_TRACES_EXPORTER": "none",
+            "TAILWIRE_LOG_JSON": "false",
+        },
+        health_port=natsserver.free_port(),
+        log_dir=tmp_path,
+        args=("--dry-run",),
+    )
+    agent.start()
     try:
-        await system.eventually(lambda: _ready(health), within=30, what="a ready agent")
+        await agent.wait_ready(within=30)
         (tmp_path / "nats.conf").write_text(_config(port, tmp_path / "js", agent_password="new"))
         assert server.process is not None
         server.process.send_signal(signal.SIGHUP)  # nats-server reloads its config
-        try:
-            await system.eventually(lambda: agent.poll() is not None, within=30, what="exit")
-        except TimeoutError as exc:
-            raise AssertionError(f"{exc}\n{log.read_text()}") from None
-        assert "NATS connection closed for good (nats: authorization failed)" in log.read_text()
-        assert agent.returncode == runtime.EXIT_CONNECTION_CLOSED
+        code = await agent.wait(within=30)
+        log = agent.log_tail(200)
+        assert code == runtime.EXIT_CONNECTION_CLOSED, log
+        assert "NATS connection closed for good (nats: authorization failed)" in log
     finally:
-        if agent.poll() is None:
-            agent.kill()
-        agent.wait(timeout=10)
+        await agent.kill()
         server.stop()
