@@ -32,25 +32,25 @@ import time
 from pathlib import Path
 
 from tailwire.services.nodeagent import reconciling
+from tailwire.services.renderer.egress import links, options
 from tailwire.shared import ids
 from tailwire.shared.events import nodes
 from tailwire.testing import netns
 
+# Link addresses as the renderer assigns them (slot = index).
+LINKS = links.LinkRange(
+    cidr_v4=options.Options().link_cidr_v4, cidr_v6=options.Options().link_cidr_v6
+)
+
 
 def member(*, index: int, pod: str) -> nodes.MemberAssignment:
-    v4 = 2 * index
     return nodes.MemberAssignment(
         pod_uid=ids.PodUID(f"bench-{index:04d}"),
         namespace="bench",
         name=f"pod-{index}",
         group=ids.GroupName("bench"),
         netns=pod,
-        link=nodes.LinkAddresses(
-            member_v4=f"169.254.{64 + v4 // 256}.{v4 % 256 + 1}/31",
-            gateway_v4=f"169.254.{64 + v4 // 256}.{v4 % 256}/31",
-            member_v6=f"fd7a:115c:a1e0:ab12:4843::{v4 + 1:x}/127",
-            gateway_v6=f"fd7a:115c:a1e0:ab12:4843::{v4:x}/127",
-        ),
+        link=LINKS.addresses(index),
         routes=(nodes.CGNAT_V4, nodes.TAILNET_ULA_V6),
         exit_node=index % 2 == 0,
         carve_outs=("10.244.0.0/16", "10.96.0.0/12") if index % 2 == 0 else (),

@@ -45,10 +45,16 @@ from kubernetes_asyncio import client
 from nats.aio.msg import Msg
 
 from tailwire.services.nodeagent import reconciling
+from tailwire.services.renderer.egress import links, options
 from tailwire.shared import ids, subjects
 from tailwire.shared.events import nodes
 from tailwire.shared.k8s import labels
 from tailwire.testing import netns, system
+
+# Link addresses as the renderer assigns them (slot = index).
+LINKS = links.LinkRange(
+    cidr_v4=options.Options().link_cidr_v4, cidr_v6=options.Options().link_cidr_v6
+)
 
 NODE = "node-a"
 POLL_PERIOD = 3.0
@@ -229,19 +235,13 @@ async def paced(
 
 
 def anchor_member(*, index: int, uid: str, netns_name: str | None) -> nodes.MemberAssignment:
-    v4 = 2 * index
     return nodes.MemberAssignment(
         pod_uid=ids.PodUID(uid),
         namespace="anchor",
         name=f"anchor-{index:04d}",
         group=ids.GroupName("anchor"),
         netns=netns_name,
-        link=nodes.LinkAddresses(
-            member_v4=f"169.254.{64 + v4 // 256}.{v4 % 256 + 1}/31",
-            gateway_v4=f"169.254.{64 + v4 // 256}.{v4 % 256}/31",
-            member_v6=f"fd7a:115c:a1e0:ab12:4843::{v4 + 1:x}/127",
-            gateway_v6=f"fd7a:115c:a1e0:ab12:4843::{v4:x}/127",
-        ),
+        link=LINKS.addresses(index),
         routes=(nodes.CGNAT_V4, nodes.TAILNET_ULA_V6),
     )
 

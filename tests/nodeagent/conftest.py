@@ -12,9 +12,15 @@ from pathlib import Path
 import pytest
 
 from tailwire.services.nodeagent import reconciling
+from tailwire.services.renderer.egress import links, options
 from tailwire.shared import ids
 from tailwire.shared.events import nodes
 from tailwire.testing import netns
+
+# Link addresses as the renderer assigns them (slot = index).
+LINKS = links.LinkRange(
+    cidr_v4=options.Options().link_cidr_v4, cidr_v6=options.Options().link_cidr_v6
+)
 
 NODE = "node-a"
 GROUP = "payments"
@@ -82,12 +88,7 @@ def member(
         name=f"api-{index}",
         group=ids.GroupName(GROUP),
         netns=pod,
-        link=nodes.LinkAddresses(
-            member_v4=f"169.254.64.{2 * index + 1}/31",
-            gateway_v4=f"169.254.64.{2 * index}/31",
-            member_v6=f"fd7a:115c:a1e0:ab12:4843::{2 * index + 1:x}/127",
-            gateway_v6=f"fd7a:115c:a1e0:ab12:4843::{2 * index:x}/127",
-        ),
+        link=LINKS.addresses(index),
         routes=routes,
         exit_node=exit_node,
         carve_outs=CLUSTER_CIDRS if exit_node else (),

@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 
 from tailwire.services.nodeagent.domain import desiring, diffing, facts
+from tailwire.services.renderer.egress import links, options
 from tailwire.shared import errors, ids
 from tailwire.shared.events import nodes
+
+# Link addresses as the renderer assigns them (slot = index).
+LINKS = links.LinkRange(
+    cidr_v4=options.Options().link_cidr_v4, cidr_v6=options.Options().link_cidr_v6
+)
 
 LINK_RANGES = ("169.254.64.0/18", "fd7a:115c:a1e0:ab12:4843::/80")
 
@@ -18,12 +24,7 @@ def member(uid: str, index: int, **update: object) -> nodes.MemberAssignment:
         name=uid,
         group=ids.GroupName("g"),
         netns=f"pod-{uid}",
-        link=nodes.LinkAddresses(
-            member_v4=f"169.254.64.{2 * index + 1}/31",
-            gateway_v4=f"169.254.64.{2 * index}/31",
-            member_v6=f"fd7a:115c:a1e0:ab12:4843::{2 * index + 1:x}/127",
-            gateway_v6=f"fd7a:115c:a1e0:ab12:4843::{2 * index:x}/127",
-        ),
+        link=LINKS.addresses(index),
         routes=(nodes.CGNAT_V4, nodes.TAILNET_ULA_V6),
     )
     return base.model_copy(update=update)
