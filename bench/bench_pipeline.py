@@ -49,7 +49,7 @@ from tailwire.services.renderer.egress import links, options
 from tailwire.shared import ids, subjects
 from tailwire.shared.events import nodes
 from tailwire.shared.k8s import labels
-from tailwire.testing import netns, system
+from tailwire.testing import system
 
 # Link addresses as the renderer assigns them (slot = index).
 LINKS = links.LinkRange(
@@ -126,20 +126,9 @@ class Pods:
             factory = self.s.netns
             if factory is not None:
                 name = await asyncio.to_thread(factory.create)
-                await asyncio.to_thread(self._wire, factory, name, ip)
+                await asyncio.to_thread(factory.wire_cni_eth0, netns=name, ip=ip)
             prepared.append((name, ip))
         return prepared
-
-    @staticmethod
-    def _wire(factory: netns.NetnsFactory, name: str, ip: str) -> None:
-        for argv in (
-            ["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "cni0"],
-            ["ip", "addr", "add", f"{ip}/32", "dev", "eth0"],
-            ["ip", "link", "set", "cni0", "up"],
-            ["ip", "link", "set", "eth0", "up"],
-            ["ip", "route", "add", "default", "dev", "eth0"],
-        ):
-            factory.run(argv, netns=name)
 
     def create(
         self, *, namespace: str, name: str, netns_name: str | None, ip: str, member: bool = True
@@ -174,6 +163,20 @@ def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, fl
     return {k: round(after[k] - before.get(k, 0.0), 2) for k in after}
 
 
+async def _until_acked(
+    s: system.System, acks: Acks, created: list[tuple[str, float]], *, limit: float
+) -> tuple[list[float], float | None]:
+    """Wait (at most `limit`) for the acks of `created` (uid, creation time); each pod's
+    latency, and the seconds from the first creation to the last ack."""
+    # Without netns (not root) no pod can be stitched: the first ack naming it (with the
+    # error) is then the end of the pipeline.
+    done = acks.ok if s.netns is not None else acks.seen
+    await benchkit.until(lambda: all(uid in done for uid, _ in created), limit=limit)
+    latencies = [done[uid] - t for uid, t in created if uid in done]
+    last = max((done[uid] for uid, _ in created if uid in done), default=None)
+    return latencies, (last - created[0][1] if last is not None else None)
+
+
 async def tailwire_burst(
     s: system.System, acks: Acks, pods: Pods, *, count: int, prefix: str, limit: float
 ) -> dict[str, Any]:
@@ -183,13 +186,7 @@ async def tailwire_burst(
         pods.create(namespace="bench", name=f"{prefix}-{i:04d}", netns_name=n, ip=ip)
         for i, (n, ip) in enumerate(prepared)
     ]
-    # Without netns (not root) no pod can be stitched: the first ack naming it (with the
-    # error) is then the end of the pipeline.
-    done = acks.ok if s.netns is not None else acks.seen
-    await benchkit.until(lambda: all(uid in done for uid, _ in created), limit=limit)
-    latencies = [done[uid] - t for uid, t in created if uid in done]
-    last = max((done[uid] for uid, _ in created if uid in done), default=None)
-    span = last - created[0][1] if last is not None else None
+    latencies, span = await _until_acked(s, acks, created, limit=limit)
     return {
         "pods": count,
         "acked": sum(uid in acks.seen for uid, _ in created),
@@ -217,11 +214,7 @@ async def paced(
         created.append(
             pods.create(namespace="bench", name=f"paced{rate:g}-{i:04d}", netns_name=n, ip=ip)
         )
-    done = acks.ok if s.netns is not None else acks.seen
-    await benchkit.until(lambda: all(uid in done for uid, _ in created), limit=limit)
-    latencies = [done[uid] - t for uid, t in created if uid in done]
-    last = max((done[uid] for uid, _ in created if uid in done), default=None)
-    span = last - created[0][1] if last is not None else None
+    latencies, span = await _until_acked(s, acks, created, limit=limit)
     return {
         "rate_offered_per_second": rate,
         "pods": count,

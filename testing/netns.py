@@ -213,6 +213,18 @@ class NetnsFactory:
         gateway = ["via", via] if via else []
         run(["ip", "-n", netns, f"-{family}", "route", "add", destination, *gateway, "dev", link])
 
+    def wire_cni_eth0(self, *, netns: str, ip: str) -> None:
+        """`eth0` holding `ip`/32 and the default route, as a CNI leaves a pod (a veth whose
+        peer stays in the pod: no dummy driver everywhere)."""
+        for argv in (
+            ["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "cni0"],
+            ["ip", "addr", "add", f"{ip}/32", "dev", "eth0"],
+            ["ip", "link", "set", "cni0", "up"],
+            ["ip", "link", "set", "eth0", "up"],
+            ["ip", "route", "add", "default", "dev", "eth0"],
+        ):
+            self.run(argv, netns=netns)
+
     def ping(self, *, netns: str, address: str, count: int = 1, wait: float = 2.0) -> bool:
         """Whether `address` answers an ICMP echo sent from `netns`."""
         family = ipaddress.ip_address(address).version

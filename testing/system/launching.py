@@ -225,19 +225,7 @@ class System:
         if self.netns is not None:
             factory = self.netns
             name_ns = await asyncio.to_thread(factory.create)
-
-            def wire_eth0() -> None:
-                for argv in (
-                    # No dummy driver everywhere: a veth whose peer stays in the pod.
-                    ["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "cni0"],
-                    ["ip", "addr", "add", f"{ip}/32", "dev", "eth0"],
-                    ["ip", "link", "set", "cni0", "up"],
-                    ["ip", "link", "set", "eth0", "up"],
-                    ["ip", "route", "add", "default", "dev", "eth0"],
-                ):
-                    factory.run(argv, netns=name_ns or "")
-
-            await asyncio.to_thread(wire_eth0)
+            await asyncio.to_thread(factory.wire_cni_eth0, netns=name_ns, ip=ip)
         self.create_namespace(namespace)
         created_at = time.monotonic()
         created = api.create(
