@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import socket
 import subprocess
@@ -86,3 +87,46 @@ async def http_get(port: int, path: str) -> tuple[int, str]:
             return response.status, await response.text()
     except aiohttp.ClientError:
         return 0, ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    """Two replicas of one service, by identity: their processes, health ports and logs."""
+
+    processes: dict[str, subprocess.Popen[bytes]]
+    ports: dict[str, int]
+    log_dir: Path
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {i}\n{(self.log_dir / f'{i}.log').read_text()[-3000:]}" for i in self.ports
+        )
+
+
+@contextlib.contextmanager
+def elected_pair(
+    service: str,
+    *,
+    nats_url: str,
+    kubeconfig: Path,
+    log_dir: Path,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Pair]:
+    """`<service>-a` and `<service>-b`, each `elected_service`; both killed at exit."""
+    ports = {f"{service}-a": free_port(), f"{service}-b": free_port()}
+    with contextlib.ExitStack() as stack:
+        processes = {
+            identity: stack.enter_context(
+                elected_service(
+                    service,
+                    identity=identity,
+                    port=port,
+                    nats_url=nats_url,
+                    kubeconfig=kubeconfig,
+                    log=log_dir / f"{identity}.log",
+                    env=env,
+                )
+            )
+            for identity, port in ports.items()
+        }
+        yield Pair(processes=processes, ports=ports, log_dir=log_dir)

@@ -4,7 +4,6 @@ the leader a nodeagent still connects once the standby has taken the Lease."""
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import time
 from pathlib import Path
@@ -65,29 +64,15 @@ async def test_a_nodeagent_connects_after_the_answering_keyminter_is_killed(
         "TAILWIRE_NATS_PASSWORD": "k",
         "TAILWIRE_BUS_AUTH_ISSUER_SEED": seed,
     }
-    ports = {"keyminter-a": support.free_port(), "keyminter-b": support.free_port()}
     try:
-        with contextlib.ExitStack() as stack:
-            processes = {
-                identity: stack.enter_context(
-                    support.elected_service(
-                        "keyminter",
-                        identity=identity,
-                        port=health,
-                        nats_url=server.url,
-                        kubeconfig=kube_emulator.kubeconfig_path,
-                        log=tmp_path / f"{identity}.log",
-                        env=env,
-                    )
-                )
-                for identity, health in ports.items()
-            }
-
-            def logs() -> str:
-                return "\n".join(
-                    f"--- {i}\n{(tmp_path / f'{i}.log').read_text()[-3000:]}" for i in ports
-                )
-
+        with support.elected_pair(
+            "keyminter",
+            nats_url=server.url,
+            kubeconfig=kube_emulator.kubeconfig_path,
+            log_dir=tmp_path,
+            env=env,
+        ) as pair:
+            processes, ports, logs = pair.processes, pair.ports, pair.logs
             await support.eventually(
                 lambda: _holder(kube_emulator) in ports, within=30, what="a leader"
             )

@@ -4,7 +4,6 @@ to the standby within seconds, and a change published after the kill still lands
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import time
 from pathlib import Path
@@ -52,27 +51,13 @@ async def test_killed_leader_is_replaced_and_a_later_change_lands(
             helpers.group("peers", helpers.PEERS_SPEC),
             helpers.pod("api-0", node_name="node-a"),
         )
-        ports = {"renderer-a": support.free_port(), "renderer-b": support.free_port()}
-        with contextlib.ExitStack() as stack:
-            processes = {
-                identity: stack.enter_context(
-                    support.elected_service(
-                        "renderer",
-                        identity=identity,
-                        port=port,
-                        nats_url=bus_settings.nats_url,
-                        kubeconfig=kube_emulator.kubeconfig_path,
-                        log=tmp_path / f"{identity}.log",
-                    )
-                )
-                for identity, port in ports.items()
-            }
-
-            def logs() -> str:
-                return "\n".join(
-                    f"--- {i}\n{(tmp_path / f'{i}.log').read_text()[-3000:]}" for i in ports
-                )
-
+        with support.elected_pair(
+            "renderer",
+            nats_url=bus_settings.nats_url,
+            kubeconfig=kube_emulator.kubeconfig_path,
+            log_dir=tmp_path,
+        ) as pair:
+            processes, ports, logs = pair.processes, pair.ports, pair.logs
             await support.eventually(
                 lambda: holder(kube_emulator) in ports, within=20, what="a leader"
             )
