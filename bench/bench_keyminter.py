@@ -249,7 +249,8 @@ async def bus_phase(count: int) -> dict[str, Any]:
                 )
                 sent[req.owner.uid] = time.perf_counter()
                 await js.publish(subjects.keys_request(ref), req.to_bytes())
-            await asyncio.wait_for(done.wait(), timeout=120)
+            async with asyncio.timeout(120):
+                await done.wait()
             wall = time.perf_counter() - start
             await nc.close()
             await service.app.stop()

@@ -40,7 +40,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -390,6 +390,11 @@ async def publish_only(nats_url: str, objects: list[dict[str, Any]]) -> dict[str
     return figures
 
 
+async def within(work: Awaitable[dict[str, Any]], *, seconds: float) -> dict[str, Any]:
+    async with asyncio.timeout(seconds):
+        return await work
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pods", type=int, default=10_000)
@@ -402,9 +407,9 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     with TemporaryDirectory(prefix="bench-watcher-") as workdir:
         results = asyncio.run(
-            asyncio.wait_for(
+            within(
                 run(count=args.pods, rate=args.rate, limit=args.limit, workdir=Path(workdir)),
-                timeout=args.limit * 6,
+                seconds=args.limit * 6,
             )
         )
     print(json.dumps(results, indent=2))

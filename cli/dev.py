@@ -188,7 +188,8 @@ async def _dev(
                     console.print(f"{key}: Ready")
                 live.update(board.render(header=header), refresh=True)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), refresh)
+                    async with asyncio.timeout(refresh):
+                        await stop.wait()
         await subscription.unsubscribe()
         console.print("\nstopping...")
         created = sorted(s.netns.names) if s.netns is not None else []
@@ -197,6 +198,9 @@ async def _dev(
     console.print(f"network namespaces created: {' '.join(created) or 'none'}")
     if unclean or left or s.workdir.exists():
         console.print(f"[red]unclean stop: exits {unclean}, netns left {left}[/red]")
+        for name, tail in s.unclean_logs.items():
+            console.rule(f"end of {name}'s log")
+            console.print(tail, markup=False, highlight=False)
         return 1
     console.print("stopped cleanly; processes, network namespaces and temp files removed")
     return 0

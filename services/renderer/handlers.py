@@ -237,7 +237,8 @@ class Renderer:
 
     async def _loop(self) -> None:
         try:
-            await asyncio.wait_for(self.caught_up.wait(), timeout=self.catch_up_timeout)
+            async with asyncio.timeout(self.catch_up_timeout):
+                await self.caught_up.wait()
         except TimeoutError:
             log.warning(
                 "backlog not fully read after %ss (%s of %s); going on",

@@ -133,7 +133,8 @@ def start_dnsupdater(
 async def settle(wired: app.Wired) -> None:
     """Until the reconciler has finished a pass after everything already notified."""
     assert wired.reconciler is not None
-    await asyncio.wait_for(wired.reconciler.wait_for_pass(after=wired.reconciler.passes), 5)
+    async with asyncio.timeout(5):
+        await wired.reconciler.wait_for_pass(after=wired.reconciler.passes)
 
 
 async def until(wired: app.Wired, condition: Callable[[], bool], *, within: float = 5.0) -> None:
@@ -145,6 +146,7 @@ async def until(wired: app.Wired, condition: Callable[[], bool], *, within: floa
             if condition():
                 return
             try:
-                await asyncio.wait_for(wired.reconciler.wait_for_pass(after=passes), 0.2)
+                async with asyncio.timeout(0.2):
+                    await wired.reconciler.wait_for_pass(after=passes)
             except TimeoutError:
                 continue

@@ -139,7 +139,8 @@ async def test_nothing_is_written_when_nothing_changed(
         # A new resourceVersion with the same content (the watcher saw a label change).
         passes = wired.reconciler.passes
         await producer(snapshots.route("docs", hostnames=(DOCS,)))
-        await asyncio.wait_for(wired.reconciler.wait_for_pass(after=passes), 5)
+        async with asyncio.timeout(5):
+            await wired.reconciler.wait_for_pass(after=passes)
         ticker.fire()  # and a repair that finds no drift
         await settle(wired)
         await feed.nothing()

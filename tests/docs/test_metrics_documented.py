@@ -91,7 +91,8 @@ async def test_a_running_service_counts_messages_errors_and_lag_by_feed(
             subject="tailwire.v1.cluster.pod.payments.broken",
             stream=bus.CLUSTER_STREAM,
         )
-        assert {await asyncio.wait_for(seen.get(), 10) for _ in range(2)} == {"api-0", "api-1"}
+        async with asyncio.timeout(10):
+            assert {await seen.get() for _ in range(2)} == {"api-0", "api-1"}
         assert service.health is not None
         text = ""
         for _ in range(100):  # the dead letter is published after the handler failed

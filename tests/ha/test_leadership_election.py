@@ -148,7 +148,8 @@ async def test_a_released_lease_is_taken_at_once(
     clock = FakeClock()
     a, b = candidates("a", clock), candidates("b", clock)
     await a.start()
-    await asyncio.wait_for(a.acquired.wait(), timeout=10)
+    async with asyncio.timeout(10):
+        await a.acquired.wait()
     assert not await b.try_acquire_or_renew()
 
     await a.stop()
@@ -167,7 +168,8 @@ async def test_the_leader_notices_another_holder_and_reports_the_loss(
     lost: list[str] = []
     a.on_lost = lambda: lost.append("lost")
     await a.start()
-    await asyncio.wait_for(a.acquired.wait(), timeout=10)
+    async with asyncio.timeout(10):
+        await a.acquired.wait()
 
     # Someone else writes the lease (as a standby would after a partition).
     kube_emulator.patch(
@@ -176,7 +178,8 @@ async def test_the_leader_notices_another_holder_and_reports_the_loss(
         namespace=NAMESPACE,
         patch={"spec": {"holderIdentity": "intruder"}},
     )
-    await asyncio.wait_for(a.lost.wait(), timeout=10)
+    async with asyncio.timeout(10):
+        await a.lost.wait()
 
     assert lost == ["lost"]
     assert not a.leading
@@ -190,11 +193,13 @@ async def test_a_leader_that_cannot_renew_gives_up_after_the_renew_deadline(
     clock = FakeClock()
     a = candidates("a", clock)
     await a.start()
-    await asyncio.wait_for(a.acquired.wait(), timeout=10)
+    async with asyncio.timeout(10):
+        await a.acquired.wait()
 
     kube_emulator.delete("namespaces", name=NAMESPACE)  # every lease call now fails
     kube_emulator.uninstall("leases.coordination.k8s.io")
-    await asyncio.wait_for(a.lost.wait(), timeout=10)
+    async with asyncio.timeout(10):
+        await a.lost.wait()
 
     # Given up within the renew deadline plus one retry period, before the lease expires.
     assert a.renewed_at is not None

@@ -110,11 +110,13 @@ async def test_standby_is_ready_but_idle_until_it_leads(
         assert not starting.done()
 
         clock.now += datetime.timedelta(seconds=10.5)  # the other replica stopped renewing
-        await asyncio.wait_for(starting, timeout=10)
+        async with asyncio.timeout(10):
+            await starting
         assert started == ["work"]
         assert elector.leading
         # The subscriber starts from the stream: what was published meanwhile is handled.
-        assert await asyncio.wait_for(received.get(), timeout=10) == "api-0"
+        async with asyncio.timeout(10):
+            assert await received.get() == "api-0"
     finally:
         if not starting.done():
             starting.cancel()

@@ -64,7 +64,8 @@ async def test_a_refused_prune_is_logged_and_the_pass_goes_on(
                 finalizers=((REF, ()),),
             )
         )
-        await asyncio.wait_for(sync.synced.wait(), timeout=5)
+        async with asyncio.timeout(5):
+            await sync.synced.wait()
         assert writer.deleted == [PRUNABLE]
         assert writer.statuses == [{"ok": True}]
         assert writer.finalizers == [[]]

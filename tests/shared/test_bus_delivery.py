@@ -52,7 +52,8 @@ async def test_snapshot_reaches_second_broker_with_same_trace_id(
         with tracer.start_as_current_span("change") as span:
             await bus.publish(producer, POD, subject=subjects.cluster(POD.ref), msg_id=POD.dedup_id)
             sent_trace = format(span.get_span_context().trace_id, "032x")
-        snapshot, seen_trace = await asyncio.wait_for(received.get(), timeout=5)
+        async with asyncio.timeout(5):
+            snapshot, seen_trace = await received.get()
     finally:
         await producer.stop()
         await consumer.stop()

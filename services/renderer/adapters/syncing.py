@@ -73,7 +73,8 @@ class ManifestSync:
         backoff = self._min
         while True:
             try:
-                await asyncio.wait_for(self._changed.wait(), timeout=self._resync)
+                async with asyncio.timeout(self._resync):
+                    await self._changed.wait()
             except TimeoutError:
                 # Level-triggered: now and then apply everything again, so objects someone
                 # edited or deleted behind tailwire's back converge without a desired change.
