@@ -280,6 +280,9 @@ def _verdict(console: Console, s: system.System, *, workdir: Path, created_netns
         console.print(f"[red]network namespaces left behind: {left}[/red]")
     if unclean:
         console.print(f"[red]services exited uncleanly: {unclean}[/red]")
+        for name, tail in s.unclean_logs.items():
+            console.rule(f"end of {name}'s log")
+            console.print(tail, markup=False, highlight=False)
     if workdir.exists():
         console.print(f"[red]temp dir left behind: {workdir}[/red]")
     console.print(

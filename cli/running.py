@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import faulthandler
 import logging
 import signal
 
@@ -46,6 +47,9 @@ async def run_service(
     telemetry.configure_logging(
         service=f"tailwire-{service}", level=tel.log_level, as_json=tel.log_json
     )
+    # `kill -USR1 <pid>` writes every thread's stack to stderr (the log) without stopping
+    # the service: works even when the event loop is stuck, which is when it is needed.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     service_runtime = create(service, node=node, dry_run=dry_run)
     # A signal during start-up must still stop the service cleanly: FastStream installs its
     # own handlers only once `run` begins, so until then ours ask the app to exit.

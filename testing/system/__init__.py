@@ -47,8 +47,10 @@ Helpers: `create_namespace`, `apply`, `apply_file`, `create_member_pod` -> `Memb
 `delete_pod`, `group_status`, `wait_for_group_status`, `last_plan`, `last_ack`,
 `wait_for_ack`, `capture`, `ping`, `kill`, `start`, `restart`, `restart_nats`, and
 `eventually(probe, within=...)`. After the block, `s.exit_codes` holds each process's exit
-code on SIGTERM (None: it had to be killed). `Options(kubeconfig=..., nodes=())` runs the
-central services against a cluster the launcher does not own: nothing is seeded there.
+code on SIGTERM (None: it had to be killed) and `s.unclean_logs` the end of the log of each
+that did not exit 0 (with its thread stacks when it ignored SIGTERM).
+`Options(kubeconfig=..., nodes=())` runs the central services against a cluster the launcher
+does not own: nothing is seeded there.
 
 Must not: be imported by services (import-linter: testing sits above them), or leave a
 process, a netns or a file behind, whatever happens inside the block.

@@ -110,6 +110,8 @@ class System:
         self.stand_in_credentials: dict[str, str] = {}
         # After teardown: each process's exit code on SIGTERM (None: it had to be killed).
         self.exit_codes: dict[str, int | None] = {}
+        # After teardown: the end of the log of each process whose exit code was not 0.
+        self.unclean_logs: dict[str, str] = {}
 
     # --- what runs ---------------------------------------------------------------------------
 

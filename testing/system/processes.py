@@ -157,12 +157,18 @@ class ServiceProcess:
         await self.wait(within=10)
 
     async def stop(self, *, within: float = 15.0) -> int | None:
-        """SIGTERM, then SIGKILL after `within` seconds; the return code of the SIGTERM."""
+        """SIGTERM, then SIGKILL after `within` seconds; the return code of the SIGTERM.
+
+        A process that ignores SIGTERM first gets SIGUSR1, on which a service writes every
+        thread's stack to its log (`tailwire run` registers faulthandler), so the log says
+        where it hung."""
         if not self.running:
             return self.returncode
         self.signal(signal.SIGTERM)
         code = await self.wait(within=within)
         if code is None:
+            self.signal(signal.SIGUSR1)
+            await self.wait(within=1.0)
             await self.kill()
         return code
 

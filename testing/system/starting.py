@@ -122,6 +122,12 @@ async def start_all(system: launching.System) -> None:
 async def stop_all(system: launching.System) -> None:
     codes = await asyncio.gather(*(p.stop() for p in system.processes.values()))
     system.exit_codes = dict(zip(system.processes, codes, strict=True))
+    # The logs go with the temp dir; keep the end of each unclean one for the report.
+    system.unclean_logs = {
+        name: system.processes[name].log_tail(60)
+        for name, code in system.exit_codes.items()
+        if code != 0
+    }
 
 
 class SessionNatsServer(natsserver.NatsServer):

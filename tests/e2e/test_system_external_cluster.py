@@ -37,5 +37,5 @@ async def test_services_reconcile_a_cluster_given_by_kubeconfig(
     assert {n["metadata"]["name"] for n in kube_emulator.objects("namespaces")} == namespaces_before
     assert kube_emulator.objects("nodes") == []
     assert s.exit_codes
-    logs = "\n".join(f"--- {n}\n{p.log_tail(12)}" for n, p in s.processes.items())
+    logs = "\n".join(f"--- {name}\n{tail}" for name, tail in s.unclean_logs.items())
     assert all(code == 0 for code in s.exit_codes.values()), f"{s.exit_codes}\n{logs}"
