@@ -17,7 +17,6 @@ it leads (shared.runtime gates the service's start on `acquired`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import datetime
 import logging
@@ -29,7 +28,7 @@ import prometheus_client
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from tailwire.shared import errors
+from tailwire.shared import cancelling, errors
 
 log = logging.getLogger(__name__)
 
@@ -286,9 +285,7 @@ class Elector:
     async def stop(self) -> None:
         """Stop campaigning; a leader releases the Lease so a standby takes over at once."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancelling.cancel_and_wait([self._task])
             self._task = None
         if self.leading:
             await self.release()

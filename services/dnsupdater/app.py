@@ -9,7 +9,6 @@ before the broker closes. No logic lives here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
@@ -21,7 +20,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from tailwire.services.dnsupdater import config, handlers, reconciling, views
 from tailwire.services.dnsupdater.adapters import coredns, kube, rfc2136, tailscale_api
 from tailwire.services.dnsupdater.domain import corefiles
-from tailwire.shared import bus, errors, runtime, settings, subjects
+from tailwire.shared import bus, cancelling, errors, runtime, settings, subjects
 from tailwire.shared.events import dns as dns_events
 from tailwire.shared.k8s import client as k8s_client
 
@@ -201,11 +200,7 @@ def wire(
         resources.tasks.append(asyncio.create_task(_sync_grace(view, reconciler)))
 
     async def stop_reconciling() -> None:
-        for task in resources.tasks:
-            task.cancel()
-        for task in resources.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancelling.cancel_and_wait(resources.tasks)
         if resources.http is not None:
             await resources.http.aclose()
         if resources.api_client is not None:

@@ -8,7 +8,6 @@ opened on first use, so a missing kubeconfig fails requests, not the process.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 
@@ -24,7 +23,7 @@ from tailwire.services.keyminter import (
     minting,
 )
 from tailwire.services.keyminter.adapters import secrets, tailnets, timing, tokenreview
-from tailwire.shared import errors, runtime, settings, subjects
+from tailwire.shared import cancelling, errors, runtime, settings, subjects
 from tailwire.shared.k8s import client as k8s_client
 
 log = logging.getLogger(__name__)
@@ -115,10 +114,7 @@ def create(
     async def stop() -> None:
         if bus_auth is not None:
             await bus_auth.stop()
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancelling.cancel_and_wait(tasks)
         await minter.store.close()
         await directory.close()
         for api in opened:

@@ -22,7 +22,7 @@ from typing import TextIO
 
 from tailwire.services.nodeagent.adapters import localapi, namespaces, netlink
 from tailwire.services.nodeagent.domain import desiring, diffing, facts
-from tailwire.shared import errors, ids
+from tailwire.shared import cancelling, errors, ids
 from tailwire.shared.events import gateways, nodes
 from tailwire.shared.k8s import names
 
@@ -350,7 +350,5 @@ class Agent:
         return task
 
     async def close(self) -> None:
-        for task in self._reloads.values():
-            task.cancel()
-        await asyncio.gather(*self._reloads.values(), return_exceptions=True)
+        await cancelling.cancel_and_wait(self._reloads.values())
         self._reloads.clear()

@@ -13,7 +13,6 @@ Must not: compute desired state itself (egress/ does), or block on the Kubernete
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import logging
 import time
@@ -28,7 +27,7 @@ from tailwire.services.renderer import domain, metrics, renderers, transitions
 from tailwire.services.renderer import view as view_module
 from tailwire.services.renderer.adapters import syncing
 from tailwire.services.renderer.egress import options, outputs, rendering, statuses
-from tailwire.shared import bus, errors, subjects
+from tailwire.shared import bus, cancelling, errors, subjects
 from tailwire.shared.events import base, gateways, keys, nodes, status
 
 log = logging.getLogger(__name__)
@@ -226,11 +225,7 @@ class Renderer:
             self._tasks.append(asyncio.create_task(self.sync.run(), name="renderer-apply"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancelling.cancel_and_wait(self._tasks)
         self._tasks.clear()
         if self.sync is not None:
             await self.sync.writer.close()

@@ -24,7 +24,7 @@ from opentelemetry import trace
 
 from tailwire.services.watcher import config, domain, watching
 from tailwire.services.watcher.adapters import kube, stream
-from tailwire.shared import errors, settings, subjects
+from tailwire.shared import cancelling, errors, settings, subjects
 from tailwire.shared.k8s import client as k8s_client
 
 log = logging.getLogger(__name__)
@@ -76,9 +76,7 @@ class Watcher:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancelling.cancel_and_wait([self._task])
             self._task = None
 
     async def drain(self) -> None:

@@ -24,7 +24,7 @@ from typing import Protocol
 
 from tailwire.services.watcher import config, domain, metrics
 from tailwire.services.watcher.adapters import kube
-from tailwire.shared import errors, subjects
+from tailwire.shared import cancelling, errors, subjects
 from tailwire.shared.events import base
 
 log = logging.getLogger(__name__)
@@ -119,10 +119,7 @@ class PublishQueue:
             await asyncio.wait(list(self._tails.values()))
 
     async def close(self) -> None:
-        tasks = list(self._tails.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancelling.cancel_and_wait(self._tails.values())
 
 
 class Mirror:
