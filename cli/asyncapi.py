@@ -107,6 +107,12 @@ PUBLISHED: dict[subjects.Service, tuple[Published, ...]] = {
             model=keys.KeyRevoked,
             description="An owner's keys and devices are gone.",
         ),
+        Published(
+            subject=subjects.keys_filter("tailnet"),
+            model=keys.TailnetChecked,
+            description="A TailscaleTailnet's control API checked with its Secret's credentials "
+            "(on a new outcome, else at most hourly).",
+        ),
     ),
     subjects.Service.DNSUPDATER: (
         Published(
@@ -132,7 +138,7 @@ RENDERER_FEEDS: dict[str, tuple[type[base.Event], ...]] = {
     "plans": (nodes.NodePlan,),
     "acks": (nodes.NodeAck,),
     "configs": (gateways.GatewayConfig,),
-    "keys": (keys.KeyRequest, keys.KeyReady, keys.KeyFailed, keys.KeyRevoked),
+    "keys": (keys.KeyRequest, keys.KeyReady, keys.KeyFailed, keys.KeyRevoked, keys.TailnetChecked),
 }
 
 

@@ -53,6 +53,7 @@ def for_service(service: subjects.Service) -> Permissions:
                 f"{root}.keys.ready.>",
                 f"{root}.keys.failed.>",
                 f"{root}.keys.revoked.>",
+                f"{root}.keys.tailnet.>",
                 _dead(service),
                 *_JS,
             ),

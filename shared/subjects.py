@@ -151,7 +151,14 @@ def keys_failed(owner: ObjectRef) -> str:
     return f"{ROOT}.keys.failed.{_owner_tokens(owner)}"
 
 
-KEY_EVENTS = ("request", "ready", "failed", "revoked")
+def keys_tailnet(tailnet: str) -> str:
+    """`tailwire.v1.keys.tailnet.tailscaletailnet._.<name>`: the keyminter's last check of a
+    TailscaleTailnet's control API (the owner tokens name the TailscaleTailnet)."""
+    ref = ObjectRef(kind=Kind.TAILSCALETAILNET, namespace=None, name=tailnet)
+    return f"{ROOT}.keys.tailnet.{_owner_tokens(ref)}"
+
+
+KEY_EVENTS = ("request", "ready", "failed", "revoked", "tailnet")
 
 
 def keys_filter(event: str | None = None) -> str:

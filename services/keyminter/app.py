@@ -17,13 +17,15 @@ from opentelemetry.sdk.trace import TracerProvider
 from tailwire.services.keyminter import (
     busauth,
     buscredentials,
+    checking,
     configuration,
     domain,
     handlers,
     minting,
 )
 from tailwire.services.keyminter.adapters import secrets, tailnets, timing, tokenreview
-from tailwire.shared import cancelling, errors, runtime, settings, subjects
+from tailwire.shared import bus, cancelling, errors, runtime, settings, subjects
+from tailwire.shared.events import keys
 from tailwire.shared.k8s import client as k8s_client
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,22 @@ def create(
     tasks: list[asyncio.Task[None]] = []
     holder: list[runtime.ServiceRuntime] = []
 
+    async def publish_check(event: keys.TailnetChecked) -> None:
+        await bus.publish(
+            holder[0].broker,
+            event,
+            subject=subjects.keys_tailnet(event.tailnet),
+            msg_id=f"tailnet:{event.tailnet}:{event.checked_at.isoformat()}",
+        )
+
+    checker = checking.TailnetChecker(
+        directory=directory,
+        clock=clock,
+        publish=publish_check,
+        interval=km.tailnet_check_seconds,
+        heartbeat=km.tailnet_heartbeat_seconds,
+    )
+
     async def announce() -> None:
         if directory.default_configured:
             log.info("keyminter: default tailnet %r configured", tailscale.tailscale_tailnet)
@@ -108,6 +126,7 @@ def create(
 
     async def start_renewal() -> None:
         tasks.append(asyncio.create_task(renewing(), name="keyminter-renewal"))
+        tasks.append(asyncio.create_task(checker.run(), name="keyminter-tailnet-checks"))
         if bus_auth is not None:
             await bus_auth.start(holder[0].broker.connection)
 
@@ -122,7 +141,10 @@ def create(
 
     service_runtime = runtime.build_app(
         service=subjects.Service.KEYMINTER,
-        routers=[handlers.build_router(work=work, durable=km.durable, workers=km.workers)],
+        routers=[
+            handlers.build_router(work=work, durable=km.durable, workers=km.workers),
+            handlers.build_tailnet_router(checker=checker),
+        ],
         bus_settings=bus_settings,
         tracer_provider=tracer_provider,
         on_startup=[announce],

@@ -38,6 +38,11 @@ class KeyminterSettings(BaseSettings):
     workers: int = Field(default=8, ge=1, le=64)
     # JetStream durable consumer name of the key requests (restarts resume from it).
     durable: str = "tailwire-keyminter-requests"
+    # How often every TailscaleTailnet's control API is checked (a new or changed one at once),
+    # and how long an unchanged outcome goes without being published again (its
+    # last_connected then advances; each publish is a status write by the renderer).
+    tailnet_check_seconds: float = Field(default=300.0, gt=0)
+    tailnet_heartbeat_seconds: float = Field(default=3600.0, gt=0)
 
 
 class BusAuthSettings(BaseSettings):

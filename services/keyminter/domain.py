@@ -15,10 +15,14 @@ import random
 import re
 from typing import Protocol
 
+from tailwire.shared import errors
+
 # Tailscale limits a key description to 50 characters of [A-Za-z0-9 _-].
 MAX_DESCRIPTION = 50
 MARKER_PREFIX = "tailwire"
 _HOSTNAME_SAFE = re.compile(r"[^a-z0-9-]")
+# Redelivery delay of a failed request when nothing better is known (seconds).
+DEFAULT_REDELIVERY = 30.0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -182,3 +186,28 @@ class Backoff:
             # jitter on top keeps many clients from returning in the same instant.
             return max(retry_after, 0.0) + rng.uniform(0, self.base / 2)
         return jittered
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Failure:
+    """How a failed request is reported: reason, message, and whether it comes back."""
+
+    reason: str
+    message: str
+    retry_after: float | None  # None: permanent (acknowledged and dead-lettered)
+
+
+def classify(exc: errors.TailwireError) -> Failure:
+    """The reason a failure gets on `keys.failed`, from the error tree alone."""
+    message = str(exc)
+    if isinstance(exc, errors.ConfigurationError):
+        return Failure(reason="NotConfigured", message=message, retry_after=None)
+    if isinstance(exc, errors.AuthenticationFailed):
+        return Failure(reason="AuthenticationFailed", message=message, retry_after=None)
+    if isinstance(exc, errors.PermanentBackendError):
+        reason = "TagsNotPermitted" if "tags" in message.lower() else "Refused"
+        return Failure(reason=reason, message=message, retry_after=None)
+    if isinstance(exc, errors.TransientBackendError):
+        delay = exc.retry_after if exc.retry_after is not None else DEFAULT_REDELIVERY
+        return Failure(reason="BackendUnavailable", message=message, retry_after=delay)
+    return Failure(reason="Error", message=message, retry_after=DEFAULT_REDELIVERY)

@@ -15,26 +15,23 @@ This module must not put a key on the bus or in a log: the events have no field 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from faststream.middlewares import AckPolicy
-from faststream.nats import ConsumerConfig, NatsRouter, PullSub
+from faststream.nats import ConsumerConfig, DeliverPolicy, NatsRouter, PullSub
 from faststream.nats.annotations import NatsBroker, NatsMessage
 from opentelemetry import trace
 
-from tailwire.services.keyminter import metrics, minting
+from tailwire.services.keyminter import checking, domain, metrics, minting
 from tailwire.shared import bus, errors, subjects
-from tailwire.shared.events import base, deadletter, keys
+from tailwire.shared.events import base, cluster, deadletter, keys
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[base.Event, str, str], Awaitable[None]]
 
-# Redelivery delay when nothing better is known (seconds).
-DEFAULT_REDELIVERY = 30.0
 ACK_WAIT_SECONDS = 600.0
 
 
@@ -49,31 +46,6 @@ def owner_ref(owner: base.OwnerRef) -> subjects.ObjectRef:
     return subjects.ObjectRef(kind=kind, namespace=owner.namespace, name=owner.name)
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Failure:
-    """How a failed request is reported: reason, message, and whether it comes back."""
-
-    reason: str
-    message: str
-    retry_after: float | None  # None: permanent (acknowledged and dead-lettered)
-
-
-def classify(exc: errors.TailwireError) -> Failure:
-    """The reason a failure gets on `keys.failed`, from the error tree alone."""
-    message = str(exc)
-    if isinstance(exc, errors.ConfigurationError):
-        return Failure(reason="NotConfigured", message=message, retry_after=None)
-    if isinstance(exc, errors.AuthenticationFailed):
-        return Failure(reason="AuthenticationFailed", message=message, retry_after=None)
-    if isinstance(exc, errors.PermanentBackendError):
-        reason = "TagsNotPermitted" if "tags" in message.lower() else "Refused"
-        return Failure(reason=reason, message=message, retry_after=None)
-    if isinstance(exc, errors.TransientBackendError):
-        delay = exc.retry_after if exc.retry_after is not None else DEFAULT_REDELIVERY
-        return Failure(reason="BackendUnavailable", message=message, retry_after=delay)
-    return Failure(reason="Error", message=message, retry_after=DEFAULT_REDELIVERY)
-
-
 class KeyWork:
     """Runs one request through the minter and turns the outcome into events."""
 
@@ -84,7 +56,7 @@ class KeyWork:
 
     async def handle(
         self, request: keys.KeyRequest, *, broker: NatsBroker, subject: str, payload: bytes
-    ) -> Failure | None:
+    ) -> domain.Failure | None:
         """Do the work and publish its event; returns the failure, if any, for ack/nack."""
         ref = owner_ref(request.owner)
         if subject and subject != subjects.keys_request(ref):
@@ -109,7 +81,7 @@ class KeyWork:
         ref: subjects.ObjectRef,
         subject: str,
         payload: bytes,
-    ) -> Failure | None:
+    ) -> domain.Failure | None:
         tailnet = self.minter.tailnets.label(request.tailnet)
         operation = "keyminter.revoke" if request.revoke else "keyminter.ensure_key"
         attributes = {"tailwire.owner": str(ref), "tailwire.tailnet": tailnet}
@@ -132,7 +104,7 @@ class KeyWork:
             except errors.TailwireError as exc:
                 if isinstance(exc, errors.MessageRejected):
                     raise
-                failure = classify(exc)
+                failure = domain.classify(exc)
                 span.set_attribute("tailwire.failure", failure.reason)
                 span.set_status(trace.Status(trace.StatusCode.ERROR, failure.reason))
                 if isinstance(exc, errors.AuthenticationFailed):
@@ -220,5 +192,22 @@ def build_router(*, work: KeyWork, durable: str, workers: int = 1) -> NatsRouter
             await message.nack(delay=failure.retry_after)
         else:
             await message.ack()
+
+    return router
+
+
+def build_tailnet_router(*, checker: checking.TailnetChecker) -> NatsRouter:
+    """TailscaleTailnet snapshots (the last of each, then changes) to the checker."""
+    router = NatsRouter()
+
+    @router.subscriber(
+        subjects.cluster_filter(subjects.Kind.TAILSCALETAILNET),
+        stream=bus.stream(bus.CLUSTER_STREAM),
+        deliver_policy=DeliverPolicy.LAST_PER_SUBJECT,
+        ordered_consumer=True,
+        title="keyminter.tailnets",
+    )
+    async def on_tailnet(snapshot: cluster.TailscaleTailnetSnapshot) -> None:
+        checker.note(snapshot)
 
     return router

@@ -29,3 +29,9 @@ BUS_AUTH = prometheus_client.Counter(
     "(the token does not prove a nodeagent on a node), or review_failed (API unreachable)",
     ["outcome"],
 )
+TAILNET_CHECKS = prometheus_client.Counter(
+    "tailwire_keyminter_tailnet_checks",
+    "Checks of a TailscaleTailnet's control API with its Secret's credentials, by outcome: "
+    "Connected or the failure reason (NotConfigured, AuthenticationFailed, ...)",
+    ["outcome"],
+)

@@ -68,3 +68,26 @@ class KeyRevoked(base.Event):
     tailnet: str
     key_ids: tuple[str, ...] = ()
     devices_removed: tuple[str, ...] = Field(default=(), description="device hostnames")
+
+
+class TailnetChecked(base.Event):
+    """What the keyminter found when it called a TailscaleTailnet's control API with the
+    credentials of its Secret (`tailwire.v1.keys.tailnet.tailscaletailnet._.<name>`).
+
+    Published when the outcome changes, and at least every heartbeat while it does not, so
+    `last_connected` stays fresh without a message per check. The renderer turns it into the
+    TailscaleTailnet's status and the `tailnets[]` entries of TailscaleGateways.
+    """
+
+    type: Literal["keys.tailnet"] = "keys.tailnet"
+    tailnet: str = Field(description="the TailscaleTailnet's name")
+    generation: int | None = Field(default=None, description="the spec generation checked")
+    connected: bool
+    reason: str = Field(
+        description="Connected, CredentialsRefused, Unreachable, NotConfigured or Refused"
+    )
+    message: str = ""
+    checked_at: datetime.datetime
+    last_connected: datetime.datetime | None = Field(
+        default=None, description="the last check that found the API accepting the credentials"
+    )

@@ -1,0 +1,222 @@
+"""The keyminter checks every TailscaleTailnet's control API with its Secret's credentials and
+says what it found on `keys.tailnet`: connected, or the reason `keys.failed` would give.
+
+Against the control-API fake and the emulated Kubernetes API (credentials really travel over
+HTTP), with the fake's clock; the bus test runs the keyminter as `tailwire run` wires it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import pytest
+from kubernetes_asyncio import client
+from nats.aio.client import Client
+from opentelemetry.sdk.trace import TracerProvider
+
+from tailwire.services.keyminter import checking, configuration
+from tailwire.shared import bus, settings, subjects
+from tailwire.shared.events import cluster, keys
+from tailwire.testing import controlapi, kubeapi
+
+from . import helpers
+from .conftest import MinterFactory, http_factory
+
+HEARTBEAT = 3600.0
+
+
+def snapshot(
+    name: str, *, generation: int = 1, deleted: bool = False
+) -> cluster.TailscaleTailnetSnapshot:
+    return cluster.TailscaleTailnetSnapshot(
+        meta=cluster.Meta(uid=f"uid-{name}", name=name, generation=generation),
+        api_version="gateway.tailscale.com/v1alpha1",
+        deleted=deleted,
+    )
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[keys.TailnetChecked] = []
+
+    async def __call__(self, event: keys.TailnetChecked) -> None:
+        self.events.append(event)
+
+
+def make_checker(
+    make_minter: MinterFactory, clock: controlapi.FakeClock, recorder: Recorder
+) -> checking.TailnetChecker:
+    return checking.TailnetChecker(
+        directory=make_minter().tailnets,
+        clock=clock,
+        publish=recorder,
+        interval=300.0,
+        heartbeat=HEARTBEAT,
+    )
+
+
+def lab_tailnet(kube: kubeapi.KubeAPI, control_api: controlapi.FakeControlAPI) -> None:
+    oauth = control_api.add_oauth_client(scopes=helpers.SCOPES, tags=["tag:lab"])
+    helpers.tailnet_resource(
+        kube,
+        name="lab",
+        spec={"tailnet": "example.com", "apiURL": control_api.url},
+        secret={"client_id": oauth.client_id, "client_secret": oauth.client_secret},
+    )
+
+
+async def test_a_connected_tailnet_is_published_once_then_at_each_heartbeat(
+    make_minter: MinterFactory,
+    control_api: controlapi.FakeControlAPI,
+    kube: kubeapi.KubeAPI,
+    clock: controlapi.FakeClock,
+) -> None:
+    lab_tailnet(kube, control_api)
+    recorder = Recorder()
+    checker = make_checker(make_minter, clock, recorder)
+    checker.note(snapshot("lab", generation=3))
+
+    first = await checker.check("lab")
+    assert first is not None
+    assert (first.tailnet, first.generation, first.connected, first.reason) == (
+        "lab",
+        3,
+        True,
+        "Connected",
+    )
+    assert first.checked_at == first.last_connected == clock.now()
+
+    clock.advance(seconds=300)
+    assert await checker.check("lab") is None  # nothing new: no message, no status write
+    clock.advance(seconds=HEARTBEAT)
+    again = await checker.check("lab")
+    assert again is not None
+    assert again.last_connected == clock.now()
+    assert recorder.events == [first, again]
+
+
+async def test_refused_credentials_are_reported_and_a_fixed_secret_is_picked_up(
+    make_minter: MinterFactory,
+    control_api: controlapi.FakeControlAPI,
+    kube: kubeapi.KubeAPI,
+    clock: controlapi.FakeClock,
+) -> None:
+    oauth = control_api.add_oauth_client(scopes=helpers.SCOPES, tags=["tag:lab"])
+    helpers.tailnet_resource(
+        kube,
+        name="lab",
+        spec={"apiURL": control_api.url},
+        secret={"client_id": oauth.client_id, "client_secret": "wrong"},
+    )
+    recorder = Recorder()
+    checker = make_checker(make_minter, clock, recorder)
+    checker.note(snapshot("lab"))
+
+    refused = await checker.check("lab")
+    assert refused is not None
+    assert (refused.connected, refused.reason) == (False, "AuthenticationFailed")
+    assert refused.last_connected is None
+    assert "wrong" not in refused.model_dump_json()
+
+    kube.patch(
+        "secrets",
+        name="lab-creds",
+        namespace=helpers.NAMESPACE,
+        patch={"data": {"client_secret": base64.b64encode(oauth.client_secret.encode()).decode()}},
+    )
+    fixed = await checker.check("lab")  # no restart, no new snapshot: the Secret is re-read
+    assert fixed is not None
+    assert (fixed.connected, fixed.reason) == (True, "Connected")
+
+
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        (None, "Secret tailwire-system/lab-creds not found"),
+        ({"client_id": "kX"}, "missing key client_id or client_secret"),
+    ],
+)
+async def test_missing_credentials_name_what_is_missing(
+    make_minter: MinterFactory,
+    control_api: controlapi.FakeControlAPI,
+    kube: kubeapi.KubeAPI,
+    clock: controlapi.FakeClock,
+    secret: dict[str, str] | None,
+    message: str,
+) -> None:
+    helpers.tailnet_resource(kube, name="lab", spec={"apiURL": control_api.url}, secret=secret)
+    checker = make_checker(make_minter, clock, Recorder())
+    checker.note(snapshot("lab"))
+    event = await checker.check("lab")
+    assert event is not None
+    assert (event.connected, event.reason) == (False, "NotConfigured")
+    assert message in event.message
+
+
+async def test_a_headscale_tailnet_is_checked_with_its_api_key(
+    make_minter: MinterFactory,
+    control_api: controlapi.FakeControlAPI,
+    kube: kubeapi.KubeAPI,
+    clock: controlapi.FakeClock,
+) -> None:
+    helpers.tailnet_resource(
+        kube,
+        name="home",
+        spec={"backend": "headscale", "apiURL": control_api.url, "headscale": {"user": "ops"}},
+        secret={"api_key": control_api.add_headscale_api_key()},
+    )
+    checker = make_checker(make_minter, clock, Recorder())
+    checker.note(snapshot("home"))
+    event = await checker.check("home")
+    assert event is not None
+    assert (event.connected, event.reason) == (True, "Connected")
+
+
+async def test_snapshots_decide_what_is_checked(
+    make_minter: MinterFactory, clock: controlapi.FakeClock
+) -> None:
+    checker = make_checker(make_minter, clock, Recorder())
+    checker.note(snapshot("lab", generation=1))
+    checker.note(snapshot("home", generation=1))
+    assert checker.known == ("home", "lab")
+    checker.note(snapshot("lab", generation=1))  # a resync: nothing new to check
+    checker.note(snapshot("lab", deleted=True))
+    remaining: tuple[str, ...] = checker.known
+    assert remaining == ("home",)
+
+
+async def test_the_keyminter_checks_a_tailnet_as_soon_as_its_snapshot_arrives(
+    bus_settings: settings.BusSettings,
+    nats_client: Client,
+    tracer_provider: TracerProvider,
+    tailscale_settings: settings.TailscaleSettings,
+    emulator_client: client.ApiClient,
+    kube: kubeapi.KubeAPI,
+    control_api: controlapi.FakeControlAPI,
+    clock: controlapi.FakeClock,
+) -> None:
+    lab_tailnet(kube, control_api)
+    tap = helpers.BusTap()
+    await nats_client.subscribe(subjects.keys_tailnet("lab"), cb=tap.on_message)
+    async with helpers.running_keyminter(
+        bus_settings=bus_settings,
+        tracer_provider=tracer_provider,
+        tailscale=tailscale_settings,
+        emulator_client=emulator_client,
+        clock=clock,
+        http=http_factory,
+        keyminter=configuration.KeyminterSettings(
+            renewal_check_seconds=3600, tailnet_check_seconds=3600
+        ),
+    ):
+        ref = subjects.ObjectRef(kind=subjects.Kind.TAILSCALETAILNET, namespace=None, name="lab")
+        await nats_client.jetstream().publish(
+            subjects.cluster(ref), snapshot("lab").model_dump_json().encode()
+        )
+        async with asyncio.timeout(15):
+            [message] = await tap.wait_for(subjects.keys_tailnet("lab"))
+
+    event = keys.TailnetChecked.model_validate_json(message.data)
+    assert (event.tailnet, event.connected) == ("lab", True)
+    assert message.headers is not None
+    assert message.headers[bus.MSG_ID_HEADER] == f"tailnet:lab:{event.checked_at.isoformat()}"
