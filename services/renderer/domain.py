@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from tailwire.services.renderer import view as view_module
-from tailwire.shared.events import status
+from tailwire.shared.events import keys, status
 
 Manifest = dict[str, Any]
 
@@ -57,6 +57,8 @@ class RenderInput:
     cluster_cidrs: tuple[str, ...]
     gateway_namespace: str
     cluster_name: str = ""
+    # The keyminter's last check per TailscaleTailnet (`keys.tailnet`); empty offline.
+    tailnet_checks: Mapping[str, keys.TailnetChecked] = dataclasses.field(default_factory=dict)
 
 
 class Renderer(Protocol):

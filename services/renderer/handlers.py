@@ -84,6 +84,8 @@ class Renderer:
         self.published = outputs.Published()
         self.key_events: dict[str, statuses.KeyEvent] = {}
         self._key_seq: dict[str, int] = {}
+        # The keyminter's last check of each TailscaleTailnet, by name.
+        self.tailnet_checks: dict[str, keys.TailnetChecked] = {}
         self.acks: dict[str, nodes.NodeAck] = {}
         self._backlog: dict[str, int] = {}
         self._seen: dict[str, int] = dict.fromkeys(FEEDS, 0)
@@ -196,6 +198,9 @@ class Renderer:
             parsed = subjects.parse(subject)
         except errors.SubjectError as exc:
             raise errors.MessageRejected(str(exc)) from exc
+        if parsed.event == "tailnet" and parsed.ref is not None:
+            self._on_tailnet_checked(bus.decode(keys.TailnetChecked, message.body))
+            return
         if parsed.ref is None or parsed.ref.kind != subjects.Kind.EGRESSGROUP:
             return  # another owner kind's keys (the ingress side's)
         event = bus.decode(_KEY_MODELS[parsed.event or ""], message.body)
@@ -210,6 +215,16 @@ class Renderer:
             self._key_seq[name] = sequence
             self.key_events[name] = event
             self._changed()
+
+    def _on_tailnet_checked(self, event: keys.TailnetChecked) -> None:
+        before = self.tailnet_checks.get(event.tailnet)
+        if before is not None and before.checked_at > event.checked_at:
+            return  # an older check, redelivered
+        if before is not None and before.last_connected and not event.last_connected:
+            # A keyminter that restarted into a failure does not know when it last connected.
+            event = event.model_copy(update={"last_connected": before.last_connected})
+        self.tailnet_checks[event.tailnet] = event
+        self._changed()
 
     def _changed(self) -> None:
         # The computation this change triggers publishes in the trace of the message that
@@ -273,6 +288,7 @@ class Renderer:
             cluster_cidrs=self.opts.cluster_cidrs,
             gateway_namespace=self.opts.gateway_namespace,
             cluster_name=self.opts.cluster_name,
+            tailnet_checks=self.tailnet_checks,
         )
         results = []
         for compute in self.computations:

@@ -8,7 +8,7 @@ its manifests. Must not: do I/O.
 
 from __future__ import annotations
 
-from tailwire.services.renderer import domain
+from tailwire.services.renderer import domain, tailnets
 from tailwire.services.renderer.egress import manifests, options, rendering
 from tailwire.services.renderer.ingress import computation as ingress
 from tailwire.shared.k8s import labels
@@ -39,7 +39,11 @@ def render_egress(source: domain.RenderInput, /) -> domain.Rendered:
     )
 
 
-RENDERERS: tuple[domain.Renderer, ...] = (render_egress, ingress.render_ingress)
+RENDERERS: tuple[domain.Renderer, ...] = (
+    render_egress,
+    ingress.render_ingress,
+    tailnets.render_tailnets,
+)
 
 
 def live() -> tuple[domain.Renderer, ...]:

@@ -30,8 +30,12 @@ class Reason(enum.StrEnum):
     ROUTES_REFUSED = "RoutesRefused"
     SELECTOR_CONFLICT = "SelectorConflict"
     AS_EXPECTED = "AsExpected"
-    # TailnetsReady
+    # TailnetsReady (TailscaleGateway); Ready (TailscaleTailnet)
     ALL_TAILNETS_CONNECTED = "AllTailnetsConnected"
     TAILNET_NOT_FOUND = "TailnetNotFound"
+    TAILNET_INVALID = "TailnetInvalid"
+    TAILNET_DISCONNECTED = "TailnetDisconnected"
+    CONNECTED = "Connected"
+    DISCONNECTED = "Disconnected"
     PRIORITY_CONFLICT = "PriorityConflict"
     NOT_ENFORCED = "NotEnforced"

@@ -18,6 +18,7 @@ import yaml
 from tailwire.shared.resources import egressgroup, tailscalegateway, tailscaletailnet
 
 _READY = '.status.conditions[?(@.type=="Ready")].status'
+_READY_REASON = '.status.conditions[?(@.type=="Ready")].reason'
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -97,6 +98,8 @@ CRDS: tuple[CRD, ...] = (
             ("Tailnet", "string", ".spec.tailnet"),
             ("Backend", "string", ".spec.backend"),
             ("Ready", "string", _READY),
+            ("Reason", "string", _READY_REASON),
+            ("Last Connected", "date", ".status.lastConnected"),
             ("Age", "date", ".metadata.creationTimestamp"),
         ),
     ),

@@ -47,6 +47,8 @@ class TailnetInfo(common.Spec):
 class TailscaleTailnetStatus(common.Spec):
     conditions: list[common.Condition] = Field(default_factory=list)
     tailnet_info: TailnetInfo | None = None
+    # When tailwire last found the control API accepting the credentials (RFC 3339).
+    last_connected: str | None = None
     observed_generation: int | None = None
 
 

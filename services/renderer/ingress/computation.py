@@ -179,12 +179,13 @@ def render_ingress(source: domain.RenderInput, /) -> domain.Rendered:
         key=lambda g: (g.meta.namespace or "", g.meta.name),
     )
     claimed: dict[rendering.ObjectKey, str] = {}
+    settings = inputs.Settings(tailnet_checks=source.tailnet_checks)
     results = []
     for snapshot in gateways:
         if snapshot.meta.deletion_timestamp is not None:
             results.append(_finalizing(snapshot))
             continue
-        result, _ = render_one(snapshot, snapshots=snapshots, claimed=claimed)
+        result, _ = render_one(snapshot, snapshots=snapshots, settings=settings, claimed=claimed)
         results.append(dataclasses.replace(result, finalizers=_keeping_finalizer(snapshot)))
         owner = f"TailscaleGateway {snapshot.meta.namespace}/{snapshot.meta.name}"
         for manifest in result.manifests:

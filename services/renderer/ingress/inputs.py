@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
-from tailwire.shared.events import cluster
+from tailwire.shared.events import cluster, keys
 
 _Snap = TypeVar(
     "_Snap",
@@ -30,9 +30,12 @@ def live(items: Iterable[_Snap]) -> tuple[_Snap, ...]:
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Settings:
     """`now` fills `gatewayInfo.lastReconciled` and condition times; None keeps output
-    byte-for-byte deterministic (golden files, `tailwire render`)."""
+    byte-for-byte deterministic (golden files, `tailwire render`). `tailnet_checks`: the
+    keyminter's last check per TailscaleTailnet; offline there are none, and every valid
+    tailnet shows as not checked yet (`Pending`)."""
 
     now: datetime.datetime | None = None
+    tailnet_checks: Mapping[str, keys.TailnetChecked] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -8,48 +8,34 @@ routes, settings not enforced: each named by field); per-tailnet status, `servic
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from tailwire.services.renderer import tailnets
 from tailwire.services.renderer.ingress import findings, inputs, routes, stack
 from tailwire.shared.resources import (
     common,
     conditions,
-    loading,
     tailscalegateway,
-    tailscaletailnet,
 )
 
 _MAX_LISTED = 8
-TAILNET_READY = "Ready"
-TAILNET_NOT_FOUND = "NotFound"
-TAILNET_INVALID = "Invalid"
 
 
 def tailnet_states(
-    gateway: tailscalegateway.TailscaleGateway, *, snapshots: inputs.Snapshots
-) -> dict[str, tuple[str, str]]:
-    """tailnet config name -> (state, why)."""
-    states: dict[str, tuple[str, str]] = {}
-    for tailnet in gateway.spec.tailnets:
-        ref = tailnet.tailscale_tailnet_ref.name
-        snapshot = snapshots.tailnet(ref)
-        if snapshot is None:
-            states[tailnet.name] = (TAILNET_NOT_FOUND, f"TailscaleTailnet {ref} not found")
-            continue
-        checked = loading.validate_object(
-            {
-                "apiVersion": tailscaletailnet.API_VERSION,
-                "kind": tailscaletailnet.KIND,
-                "metadata": {"name": ref},
-                "spec": snapshot.spec,
-            }
+    gateway: tailscalegateway.TailscaleGateway,
+    *,
+    snapshots: inputs.Snapshots,
+    settings: inputs.Settings,
+) -> dict[str, tailnets.TailnetState]:
+    """tailnet config name -> where its TailscaleTailnet stands."""
+    return {
+        t.name: tailnets.state_of(
+            t.tailscale_tailnet_ref.name,
+            snapshot=snapshots.tailnet(t.tailscale_tailnet_ref.name),
+            checks=settings.tailnet_checks,
         )
-        if checked.problems:
-            why = "; ".join(str(p) for p in checked.problems)
-            states[tailnet.name] = (TAILNET_INVALID, f"TailscaleTailnet {ref}: {why}")
-        else:
-            states[tailnet.name] = (TAILNET_READY, "")
-    return states
+        for t in gateway.spec.tailnets
+    }
 
 
 def _listed(items: Sequence[object]) -> str:
@@ -58,10 +44,46 @@ def _listed(items: Sequence[object]) -> str:
     return shown + (f"; and {more} more" if more > 0 else "")
 
 
+# The worst state among a gateway's tailnets decides TailnetsReady's reason.
+_TAILNET_REASONS = (
+    (tailnets.NOT_FOUND, conditions.Reason.TAILNET_NOT_FOUND),
+    (tailnets.INVALID, conditions.Reason.TAILNET_INVALID),
+    (tailnets.DISCONNECTED, conditions.Reason.TAILNET_DISCONNECTED),
+)
+
+
+def _tailnets_condition(
+    states: Mapping[str, tailnets.TailnetState],
+    *,
+    generation: int | None,
+    settings: inputs.Settings,
+) -> common.Condition:
+    problems = [s.why for s in states.values() if s.state != tailnets.CONNECTED]
+    found = {s.state for s in states.values()}
+    worst = next((reason for state, reason in _TAILNET_REASONS if state in found), None)
+    status: bool | None
+    if worst is not None:
+        status, reason, message = False, worst, _listed(problems)
+    elif problems:  # only tailnets not checked yet
+        status, reason, message = None, conditions.Reason.PENDING, _listed(problems)
+    else:
+        status = True
+        reason = conditions.Reason.ALL_TAILNETS_CONNECTED
+        message = f"all {len(states)} tailnet(s) connected"
+    return _condition(
+        type_=conditions.Type.TAILNETS_READY,
+        status=status,
+        reason=reason,
+        message=message,
+        generation=generation,
+        settings=settings,
+    )
+
+
 def _condition(
     *,
     type_: conditions.Type,
-    status: bool,
+    status: bool | None,
     reason: conditions.Reason,
     message: str,
     generation: int | None,
@@ -69,7 +91,7 @@ def _condition(
 ) -> common.Condition:
     return common.Condition(
         type=type_,
-        status="True" if status else "False",
+        status="Unknown" if status is None else "True" if status else "False",
         reason=reason,
         message=message,
         observed_generation=generation,
@@ -109,7 +131,7 @@ def build_status(
     settings: inputs.Settings,
 ) -> tailscalegateway.TailscaleGatewayStatus:
     target = built.target
-    states = tailnet_states(gateway, snapshots=snapshots)
+    states = tailnet_states(gateway, snapshots=snapshots, settings=settings)
     by_category: dict[findings.Category, list[findings.Finding]] = {}
     for note in notes:
         by_category.setdefault(note.category, []).append(note)
@@ -165,16 +187,8 @@ def build_status(
             generation=gateway.metadata.generation,
             settings=settings,
         )
-    bad = [why for state, why in states.values() if state != TAILNET_READY]
-    tailnets_ready = _condition(
-        type_=conditions.Type.TAILNETS_READY,
-        status=not bad,
-        reason=conditions.Reason.TAILNET_NOT_FOUND
-        if bad
-        else conditions.Reason.ALL_TAILNETS_CONNECTED,
-        message=_listed(bad) if bad else f"all {len(states)} tailnet(s) found and valid",
-        generation=gateway.metadata.generation,
-        settings=settings,
+    tailnets_ready = _tailnets_condition(
+        states, generation=gateway.metadata.generation, settings=settings
     )
     degrading = [
         *by_category.get(findings.Category.CONFLICT, []),
@@ -199,11 +213,12 @@ def build_status(
     )
     per_tailnet = []
     for index, tailnet in enumerate(gateway.spec.tailnets):
-        state, _why = states[tailnet.name]
+        state = states[tailnet.name]
         per_tailnet.append(
             tailscalegateway.TailnetStatus(
                 name=tailnet.name,
-                status=state,
+                status=state.state,
+                last_connected=tailnets.rfc3339(state.last_connected),
                 services_count=len(generated.selected.get(tailnet.name, ())),
                 routes_generated=sum(1 for c in generated.winners if c.tailnet_index == index),
             )

@@ -5,13 +5,14 @@ deleted TailscaleGateway's whole stack removed before its finalizer lets it go."
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 from faststream.nats import NatsBroker
 
 from tailwire.services.watcher import domain as watcher_domain
 from tailwire.shared import bus, settings, subjects
-from tailwire.shared.events import cluster
+from tailwire.shared.events import cluster, keys
 from tailwire.shared.k8s import labels
 from tailwire.testing import kubeapi, system
 from tests.fixtures.kube import kube_emulator  # noqa: F401  (not yet in the root conftest)
@@ -68,6 +69,23 @@ async def test_routes_are_applied_pruned_and_status_written(
         "metadata": {"name": "hand-written", "namespace": "apps"},
     }
     api.create(theirs)
+    tailnet_a = support.tailnet("a")
+    api.create(
+        {
+            "apiVersion": tailnet_a.api_version,
+            "kind": "TailscaleTailnet",
+            "metadata": {"name": "a"},
+            "spec": tailnet_a.spec,
+        }
+    )
+    connected = keys.TailnetChecked(
+        tailnet="a",
+        generation=tailnet_a.meta.generation,
+        connected=True,
+        reason="Connected",
+        checked_at=datetime.datetime(2026, 11, 22, 6, 5, tzinfo=datetime.UTC),
+        last_connected=datetime.datetime(2026, 11, 22, 6, 5, tzinfo=datetime.UTC),
+    )
     gateway_snapshot = cluster.TailscaleGatewaySnapshot(
         meta=cluster.Meta(
             uid=created["metadata"]["uid"], namespace="apps", name="gw", generation=1
@@ -79,10 +97,12 @@ async def test_routes_are_applied_pruned_and_status_written(
         await _publish(
             broker,
             gateway_snapshot,
-            support.tailnet("a"),
+            tailnet_a,
             support.edge_gateway(),
             support.service("api"),
         )
+        # What the keyminter says after it checked tailnet a's control API.
+        await bus.publish(broker, connected, subject=subjects.keys_tailnet("a"), msg_id="check-a")
         async with helpers.running_renderer(
             bus_settings, kube_client_factory=api.api_client
         ) as renderer:
@@ -105,8 +125,21 @@ async def test_routes_are_applied_pruned_and_status_written(
     assert now["status"]["gatewayInfo"]["routeCount"] == 1
     assert now["status"]["gatewayInfo"]["lastReconciled"].endswith("Z")
     assert now["status"]["tailnets"] == [
-        {"name": "a", "status": "Ready", "servicesCount": 1, "routesGenerated": 1}
+        {
+            "name": "a",
+            "status": "Connected",
+            "lastConnected": "2026-11-22T06:05:00Z",
+            "servicesCount": 1,
+            "routesGenerated": 1,
+        }
     ]
+    assert conditions["TailnetsReady"]["reason"] == "AllTailnetsConnected"
+    written = api.get("tailscaletailnets", name="a")
+    assert written is not None
+    [ready] = written["status"]["conditions"]
+    assert (ready["type"], ready["status"], ready["reason"]) == ("Ready", "True", "Connected")
+    assert ready["lastTransitionTime"].endswith("Z")
+    assert written["status"]["lastConnected"] == "2026-11-22T06:05:00Z"
 
 
 async def test_a_deleted_gateway_takes_its_whole_stack_with_it(

@@ -136,7 +136,7 @@ def test_a_missing_tailnet_is_reported_per_tailnet_and_in_tailnets_ready() -> No
     )
     rendered = support.render(gw, support.snapshots(support.service("api")))
     states = {t.name: t.status for t in rendered.status.tailnets}
-    assert states == {"a": "Ready", "gone": "NotFound"}
+    assert states == {"a": "Pending", "gone": "NotFound"}  # a: no keyminter check yet
     condition = support.condition(rendered, "TailnetsReady")
     assert (condition.status, condition.reason) == ("False", "TailnetNotFound")
     assert "TailscaleTailnet gone not found" in condition.message
