@@ -199,6 +199,14 @@ class Tailnets:
         except ApiException as exc:
             if exc.status == 404:
                 raise errors.ConfigurationError(f"{where} not found") from None
+            if exc.status == 403 and namespace != self._kube.namespace:
+                # deploy/base lets the keyminter read Secrets in its own namespace only.
+                raise errors.ConfigurationError(
+                    f"{where}: the keyminter may not read it; grant its ServiceAccount get on "
+                    f"this Secret with a Role and RoleBinding in {namespace} (see "
+                    "examples/homelab-stack.yaml), or move the Secret to "
+                    f"{self._kube.namespace}"
+                ) from None
             raise failures.convert(exc, what=f"read {where}") from None
         decoded: dict[str, str] = {}
         for key, value in (secret.data or {}).items():
