@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 
+import kmock
 import pytest
 from kubernetes_asyncio import client
 from nats.aio.client import Client
@@ -220,3 +221,40 @@ async def test_the_keyminter_checks_a_tailnet_as_soon_as_its_snapshot_arrives(
     assert (event.tailnet, event.connected) == ("lab", True)
     assert message.headers is not None
     assert message.headers[bus.MSG_ID_HEADER] == f"tailnet:lab:{event.checked_at.isoformat()}"
+
+
+async def test_a_secret_the_keyminter_may_not_read_names_the_grant_it_needs(
+    make_minter: MinterFactory,
+    control_api: controlapi.FakeControlAPI,
+    kube: kubeapi.KubeAPI,
+    clock: controlapi.FakeClock,
+) -> None:
+    # As deploy/base deploys it: the keyminter reads Secrets in its own namespace only, and
+    # this tailnet's Secret is the Tailscale operator's, in namespace tailscale.
+    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tailscale"}})
+    helpers.tailnet_resource(
+        kube,
+        name="homelab",
+        spec={"apiURL": control_api.url, "oauthSecretNamespace": "tailscale"},
+        secret=None,
+    )
+    forbidden = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": 'secrets "homelab-creds" is forbidden',
+        "reason": "Forbidden",
+        "code": 403,
+    }
+    kube.kmock[kmock.action.FETCH, kmock.resource("v1/secrets")] << 403 << forbidden
+    checker = make_checker(make_minter, clock, Recorder())
+    checker.note(snapshot("homelab"))
+    event = await checker.check("homelab")
+    assert event is not None
+    assert (event.connected, event.reason) == (False, "NotConfigured")
+    assert event.message == (
+        "TailscaleTailnet homelab: Secret tailscale/homelab-creds: the keyminter may not read "
+        "it; grant its ServiceAccount get on this Secret with a Role and RoleBinding in "
+        "tailscale (see examples/homelab-stack.yaml), or move the Secret to tailwire-system"
+    )
