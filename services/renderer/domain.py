@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from tailwire.services.renderer import view as view_module
-from tailwire.shared.events import keys, status
+from tailwire.shared.events import base, keys, status
+from tailwire.shared.resources import common
 
 Manifest = dict[str, Any]
 
@@ -107,4 +108,19 @@ def combine(results: Sequence[Rendered]) -> Rendered:
         statuses=tuple(s for r in results for s in r.statuses),
         summaries=tuple(s for r in results for s in r.summaries),
         finalizers=tuple(f for r in results for f in r.finalizers),
+    )
+
+
+def bus_conditions(items: Iterable[common.Condition]) -> tuple[base.Condition, ...]:
+    """A resource status's conditions as a status summary on the bus carries them."""
+    return tuple(
+        base.Condition(
+            type=c.type,
+            status=c.status,
+            reason=c.reason,
+            message=c.message,
+            observed_generation=c.observed_generation,
+            last_transition_time=c.last_transition_time,
+        )
+        for c in items
     )

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from tailwire.services.renderer import domain
 from tailwire.shared import subjects
-from tailwire.shared.events import base, cluster, keys
+from tailwire.shared.events import cluster, keys
 from tailwire.shared.events import status as status_events
 from tailwire.shared.resources import common, conditions, loading, tailscaletailnet
 
@@ -141,16 +141,7 @@ def _summary(
         generation=snapshot.meta.generation,
         observed_generation=st.observed_generation,
         ready=all(c.status == "True" for c in st.conditions),
-        conditions=tuple(
-            base.Condition(
-                type=c.type,
-                status=c.status,
-                reason=c.reason,
-                message=c.message,
-                observed_generation=c.observed_generation,
-            )
-            for c in st.conditions
-        ),
+        conditions=domain.bus_conditions(st.conditions),
         details={
             "backend": snapshot.spec.get("backend", "tailscale"),
             "lastConnected": st.last_connected,

@@ -23,7 +23,7 @@ from typing import Any
 from tailwire.services.renderer import domain
 from tailwire.services.renderer.ingress import inputs, naming, rendering
 from tailwire.shared import subjects
-from tailwire.shared.events import base, cluster
+from tailwire.shared.events import cluster
 from tailwire.shared.events import status as status_events
 from tailwire.shared.k8s import labels
 from tailwire.shared.resources import tailscalegateway
@@ -126,17 +126,7 @@ def summary_of(
         generation=snapshot.meta.generation,
         observed_generation=st.observed_generation,
         ready=ready,
-        conditions=tuple(
-            base.Condition(
-                type=c.type,
-                status=c.status,
-                reason=c.reason,
-                message=c.message,
-                observed_generation=c.observed_generation,
-                last_transition_time=c.last_transition_time,
-            )
-            for c in st.conditions
-        ),
+        conditions=domain.bus_conditions(st.conditions),
         details={
             "routeCount": st.gateway_info.route_count if st.gateway_info else 0,
             "listenerCount": st.gateway_info.listener_count if st.gateway_info else 0,
