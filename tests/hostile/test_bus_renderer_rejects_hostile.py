@@ -57,6 +57,15 @@ FEEDS: list[tuple[base.Event, list[str]]] = [
         [subjects.gateway_config("g")],
     ),
     (
+        keys.TailnetChecked(
+            tailnet="lab",
+            connected=True,
+            reason="Connected",
+            checked_at=datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC),
+        ),
+        [subjects.keys_tailnet("lab")],
+    ),
+    (
         keys.KeyReady(
             owner=OWNER,
             tailnet="-",
