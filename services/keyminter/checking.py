@@ -86,7 +86,8 @@ class TailnetChecker:
         self._publish = publish
         self.interval = interval
         self.heartbeat = heartbeat
-        self._generations: dict[str, int | None] = {}
+        # name -> (uid, generation) of the snapshot last noted: what a check is about.
+        self._versions: dict[str, tuple[str, int | None]] = {}
         self._published: dict[str, keys.TailnetChecked] = {}
         self._last_connected: dict[str, datetime.datetime] = {}
         self._due: set[str] = set()
@@ -94,35 +95,40 @@ class TailnetChecker:
 
     @property
     def known(self) -> tuple[str, ...]:
-        return tuple(sorted(self._generations))
+        return tuple(sorted(self._versions))
 
     def note(self, snapshot: cluster.TailscaleTailnetSnapshot) -> None:
         """A TailscaleTailnet snapshot from the bus: a new or changed one is checked at once."""
         name = snapshot.meta.name
         if snapshot.deleted:
-            self._generations.pop(name, None)
+            self._versions.pop(name, None)
             self._published.pop(name, None)
             self._last_connected.pop(name, None)
             self._due.discard(name)
             self._directory.forget(name)
             return
-        generation = snapshot.meta.generation
-        if name in self._generations and self._generations[name] == generation:
+        version = (snapshot.meta.uid, snapshot.meta.generation)
+        if self._versions.get(name) == version:
             return
-        self._generations[name] = generation
+        self._versions[name] = version
         self._directory.forget(name)  # the spec (API URL, Secret name) may have changed
         self._due.add(name)
         self._wake.set()
 
     async def check(self, name: str) -> keys.TailnetChecked | None:
         """Check one tailnet; the event published, or None when nothing new was found."""
-        generation = self._generations.get(name)
+        version = self._versions.get(name)
+        if version is None:
+            return None  # not (or no longer) a TailscaleTailnet this keyminter knows
+        uid, generation = version
         failure: errors.TailwireError | None = None
         try:
             backend = await self._directory.backend(name)
             await backend.list_keys()
         except errors.TailwireError as exc:
             failure = exc
+        if self._versions.get(name) != version:
+            return None  # deleted or changed meanwhile: that snapshot's own check reports
         outcome = outcome_of(failure)
         metrics.TAILNET_CHECKS.labels(outcome=outcome.reason).inc()
         now = self._clock.now()
@@ -140,6 +146,7 @@ class TailnetChecker:
             log.log(level, "tailnet %s: %s %s", name, outcome.reason, outcome.message)
         event = keys.TailnetChecked(
             tailnet=name,
+            uid=uid,
             generation=generation,
             connected=outcome.connected,
             reason=outcome.reason,

@@ -1,10 +1,11 @@
 """Where each TailscaleTailnet stands, and its status: the renderer's third computation.
 
 A tailnet is `Invalid` (its spec does not validate), `Pending` (valid, not yet checked at
-its current generation), `Connected` (the keyminter's last check found its control API
-accepting the Secret's credentials) or `Disconnected` (that check failed; the reason is the
-one `keys.failed` would give). A name no TailscaleTailnet has is `NotFound`. The ingress
-side shows the same states in a TailscaleGateway's `tailnets[]` (`state_of`).
+its current uid and generation: a recreated tailnet is checked anew), `Connected` (the
+keyminter's last check found its control API accepting the Secret's credentials) or
+`Disconnected` (that check failed; the reason is the one `keys.failed` would give). A name
+no TailscaleTailnet has is `NotFound`. The ingress side shows the same states in a
+TailscaleGateway's `tailnets[]` (`state_of`).
 
 The status holds the condition `Ready`, `tailnetInfo.name` and `lastConnected`; times come
 from the keyminter's events, never from a clock here, so an unchanged tailnet gives an
@@ -64,7 +65,10 @@ def state_of(
         return TailnetState(state=INVALID, why=f"TailscaleTailnet {name}: {'; '.join(problems)}")
     check = checks.get(name)
     last = check.last_connected if check is not None else None
-    if check is None or check.generation != snapshot.meta.generation:
+    if check is None or (check.uid, check.generation) != (
+        snapshot.meta.uid,
+        snapshot.meta.generation,
+    ):
         why = f"TailscaleTailnet {name}: its control API is not checked yet"
         return TailnetState(state=PENDING, why=why, last_connected=last)
     if check.connected:

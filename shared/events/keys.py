@@ -81,6 +81,7 @@ class TailnetChecked(base.Event):
 
     type: Literal["keys.tailnet"] = "keys.tailnet"
     tailnet: str = Field(description="the TailscaleTailnet's name")
+    uid: str | None = Field(default=None, description="the TailscaleTailnet's uid")
     generation: int | None = Field(default=None, description="the spec generation checked")
     connected: bool
     reason: str = Field(

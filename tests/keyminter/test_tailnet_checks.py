@@ -79,12 +79,8 @@ async def test_a_connected_tailnet_is_published_once_then_at_each_heartbeat(
 
     first = await checker.check("lab")
     assert first is not None
-    assert (first.tailnet, first.generation, first.connected, first.reason) == (
-        "lab",
-        3,
-        True,
-        "Connected",
-    )
+    assert (first.tailnet, first.uid, first.generation) == ("lab", "uid-lab", 3)
+    assert (first.connected, first.reason) == (True, "Connected")
     assert first.checked_at == first.last_connected == clock.now()
 
     clock.advance(seconds=300)
@@ -182,6 +178,7 @@ async def test_snapshots_decide_what_is_checked(
     assert checker.known == ("home", "lab")
     checker.note(snapshot("lab", generation=1))  # a resync: nothing new to check
     checker.note(snapshot("lab", deleted=True))
+    assert await checker.check("lab") is None  # no longer known: nothing to say
     remaining: tuple[str, ...] = checker.known
     assert remaining == ("home",)
 
@@ -258,3 +255,20 @@ async def test_a_secret_the_keyminter_may_not_read_names_the_grant_it_needs(
         "it; grant its ServiceAccount get on this Secret with a Role and RoleBinding in "
         "tailscale (see examples/homelab-stack.yaml), or move the Secret to tailwire-system"
     )
+
+
+async def test_a_tailnet_deleted_during_its_check_gets_no_event(
+    make_minter: MinterFactory,
+    control_api: controlapi.FakeControlAPI,
+    kube: kubeapi.KubeAPI,
+    clock: controlapi.FakeClock,
+) -> None:
+    lab_tailnet(kube, control_api)
+    recorder = Recorder()
+    checker = make_checker(make_minter, clock, recorder)
+    checker.note(snapshot("lab"))
+    in_flight = asyncio.create_task(checker.check("lab"))
+    await asyncio.sleep(0)  # the check is waiting for the API
+    checker.note(snapshot("lab", deleted=True))
+    assert await in_flight is None
+    assert recorder.events == []

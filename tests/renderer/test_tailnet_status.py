@@ -36,6 +36,7 @@ def check(
 ) -> keys.TailnetChecked:
     return keys.TailnetChecked(
         tailnet=name,
+        uid=f"uid-{name}",
         generation=generation,
         connected=connected,
         reason=reason,
@@ -63,9 +64,15 @@ REFUSED = check(
             tailnets.DISCONNECTED,
             "TailscaleTailnet lab: AuthenticationFailed: OAuth client refused (HTTP 401)",
         ),
-        # A check of the previous generation says nothing about the current spec.
+        # A check of the previous generation says nothing about the current spec, nor one of
+        # a deleted tailnet about the one recreated under its name.
         (
             {"lab": check("lab", connected=True, generation=1)},
+            tailnets.PENDING,
+            "TailscaleTailnet lab: its control API is not checked yet",
+        ),
+        (
+            {"lab": check("lab", connected=True).model_copy(update={"uid": "uid-before"})},
             tailnets.PENDING,
             "TailscaleTailnet lab: its control API is not checked yet",
         ),

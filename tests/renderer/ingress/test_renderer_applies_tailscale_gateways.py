@@ -80,6 +80,7 @@ async def test_routes_are_applied_pruned_and_status_written(
     )
     connected = keys.TailnetChecked(
         tailnet="a",
+        uid=tailnet_a.meta.uid,
         generation=tailnet_a.meta.generation,
         connected=True,
         reason="Connected",
