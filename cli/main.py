@@ -161,6 +161,17 @@ def nats_config(
             f"(issuer public key from ${AUTH_ISSUER_ENV}); see `tailwire nats-issuer`.",
         ),
     ] = False,
+    tls_cert: Annotated[
+        str | None,
+        typer.Option(
+            "--tls-cert",
+            help="Server certificate (PEM) path as nats-server sees it: clients must use TLS "
+            "(tls:// and TAILWIRE_NATS_TLS_CA_FILE). Needs --tls-key.",
+        ),
+    ] = None,
+    tls_key: Annotated[
+        str | None, typer.Option("--tls-key", help="The certificate's private key (PEM) path.")
+    ] = None,
 ) -> None:
     """Print a nats-server config: JetStream and one user per service (passwords from env).
 
@@ -168,6 +179,9 @@ def nats_config(
     can live in a ConfigMap while the passwords stay in a Secret.
     """
     node_names = tuple(n.strip() for n in nodes.split(",") if n.strip())
+    if (tls_cert is None) != (tls_key is None):
+        typer.echo("--tls-cert and --tls-key go together", err=True)
+        raise typer.Exit(2)
     typer.echo(
         permissions.render_nats_config(
             passwords={},
@@ -176,6 +190,7 @@ def nats_config(
             password_from_env=True,
             cluster_routes=tuple(r.strip() for r in cluster_routes.split(",") if r.strip()),
             auth_callout_issuer=f"${AUTH_ISSUER_ENV}" if auth_callout else None,
+            tls=(tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None,
         ),
         nl=False,
     )

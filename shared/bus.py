@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -41,7 +42,7 @@ from faststream.nats import (
     StreamConfig,
 )
 from faststream.nats.opentelemetry import NatsTelemetryMiddleware
-from faststream.nats.security import NatsToken, NatsUserPassword
+from faststream.nats.security import NatsSecurity, NatsToken, NatsUserPassword
 from nats.aio.client import DEFAULT_INBOX_PREFIX, Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
@@ -199,6 +200,22 @@ def _token_reader(path: str) -> Callable[[], str]:
     return read
 
 
+def tls_context(bus: settings.BusSettings) -> ssl.SSLContext | None:
+    """The TLS context for nats-server, or None for a plain nats:// connection.
+
+    TLS when the URL is tls://... or a CA bundle is configured; the server's certificate is
+    always verified (against that bundle, else the system's CAs), hostname included."""
+    if not bus.nats_url.startswith("tls://") and not bus.nats_tls_ca_file:
+        return None
+    try:
+        return ssl.create_default_context(cafile=bus.nats_tls_ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise errors.ConfigurationError(
+            f"TAILWIRE_NATS_TLS_CA_FILE={bus.nats_tls_ca_file}: not a readable PEM CA bundle "
+            f"({exc})"
+        ) from None
+
+
 def make_broker(
     *,
     service: subjects.Service | str,
@@ -213,13 +230,16 @@ def make_broker(
     node passes `permissions.inbox_prefix(node)`, the only inboxes its user may read.
     `closed_cb`: called when the connection is closed for good (see `runtime`).
     """
-    security: NatsUserPassword | NatsToken | None = None
+    tls = tls_context(bus)
+    security: NatsSecurity | None = None
     if bus.nats_token_file:
-        security = NatsToken(_token_reader(bus.nats_token_file))
+        security = NatsToken(_token_reader(bus.nats_token_file), ssl_context=tls)
     elif bus.nats_user and bus.nats_password:
         security = NatsUserPassword(
-            username=bus.nats_user, password=bus.nats_password.get_secret_value()
+            username=bus.nats_user, password=bus.nats_password.get_secret_value(), ssl_context=tls
         )
+    elif tls is not None:
+        security = NatsSecurity(ssl_context=tls)
 
     async def reconnected() -> None:
         log.info("%s: NATS connection re-established", service)

@@ -50,6 +50,10 @@ class BusSettings(_Base):
     # A token file read at every (re)connect: a nodeagent's projected ServiceAccount token,
     # which nats-server's auth callout has the keyminter review (see docs/operations.md).
     nats_token_file: str | None = None
+    # TLS to nats-server: used when the URL is tls://... or this CA bundle (PEM) is set; the
+    # server's certificate must then chain to it and name the URL's host. Without it, a
+    # tls:// URL is verified against the system's CAs.
+    nats_tls_ca_file: str | None = None
     # Replicas of each JetStream stream: 1 for a single server, 3 for the HA overlay.
     stream_replicas: int = Field(default=1, ge=1, le=5)
     # How long Nats-Msg-Id deduplication remembers an id (seconds).
