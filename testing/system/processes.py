@@ -25,6 +25,8 @@ from pathlib import Path
 
 import aiohttp
 
+from tailwire.testing import natsserver
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -181,6 +183,28 @@ class ServiceProcess:
     def environ_passthrough(self) -> dict[str, str]:
         """The environment minus secrets, for reports."""
         return {k: v for k, v in self.env.items() if "PASSWORD" not in k and "SECRET" not in k}
+
+
+def dry_run_nodeagent(
+    *, log_dir: Path, env: Mapping[str, str], node: str | None = None
+) -> ServiceProcess:
+    """`tailwire run nodeagent --dry-run`: a real service process on the bus that prints its
+    netlink and nftables changes instead of making them, for tests of connections, signals
+    and settings. `env` adds to this process's environment (TAILWIRE_NATS_URL at least);
+    traces are off and logs plain text."""
+    return ServiceProcess.for_service(
+        service="nodeagent",
+        node=node,
+        env={
+            **os.environ,
+            "TAILWIRE_TRACES_EXPORTER": "none",
+            "TAILWIRE_LOG_JSON": "false",
+            **env,
+        },
+        health_port=natsserver.free_port(),
+        log_dir=log_dir,
+        args=("--dry-run",),
+    )
 
 
 def base_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -26,6 +26,7 @@ from tailwire.services.keyminter.adapters import timing, tokenreview
 from tailwire.shared import bus, errors, ids, permissions, settings, subjects
 from tailwire.shared.events import nodes
 from tailwire.testing import kubeapi, natsserver, system
+from tailwire.testing.system import processes
 from tailwire.testing.system.processes import ServiceProcess
 from tests.keyminter.helpers import NAMESPACE
 
@@ -230,21 +231,11 @@ def test_a_message_that_is_not_a_request_jwt_is_rejected_by_name() -> None:
 def _agent(server: natsserver.NatsServer, tmp_path: Path, *, token: str) -> ServiceProcess:
     """`tailwire run nodeagent --dry-run` for node-a with a token file, as the DaemonSet runs it."""
     env = {
-        **os.environ,
         "TAILWIRE_NATS_URL": server.url,
         "TAILWIRE_NATS_TOKEN_FILE": str(_token_file(tmp_path, token)),
         "TAILWIRE_NODE_NAME": "node-a",
-        "TAILWIRE_TRACES_EXPORTER": "none",
-        "TAILWIRE_LOG_JSON": "false",
     }
-    return ServiceProcess.for_service(
-        service="nodeagent",
-        node=None,
-        env=env,
-        health_port=natsserver.free_port(),
-        log_dir=tmp_path,
-        args=("--dry-run",),
-    )
+    return processes.dry_run_nodeagent(log_dir=tmp_path, env=env)
 
 
 @pytest.mark.timeout(120)

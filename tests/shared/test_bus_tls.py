@@ -20,7 +20,7 @@ import trustme
 
 from tailwire.shared import bus, errors, permissions, settings
 from tailwire.testing import natsserver
-from tailwire.testing.system.processes import ServiceProcess
+from tailwire.testing.system import processes
 
 NODE = "node-a"
 PASSWORDS = {
@@ -142,21 +142,15 @@ async def test_tailwire_run_reads_the_tls_settings_from_its_environment(
     renderer = bus.make_broker(service="renderer", bus=central)
     await bus.connect_and_declare(renderer, bus=central)  # the streams a nodeagent waits for
     await renderer.stop()
-    agent = ServiceProcess.for_service(
-        service="nodeagent",
+    agent = processes.dry_run_nodeagent(
         node=NODE,
+        log_dir=tmp_path,
         env={
-            **os.environ,
             "TAILWIRE_NATS_URL": f"tls://localhost:{tls_server.port}",
             "TAILWIRE_NATS_USER": permissions.nodeagent_user(NODE),
             "TAILWIRE_NATS_PASSWORD": "n",
             "TAILWIRE_NATS_TLS_CA_FILE": str(ca_file),
-            "TAILWIRE_TRACES_EXPORTER": "none",
-            "TAILWIRE_LOG_JSON": "false",
         },
-        health_port=natsserver.free_port(),
-        log_dir=tmp_path,
-        args=("--dry-run",),
     )
     agent.start()
     try:

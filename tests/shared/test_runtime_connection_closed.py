@@ -8,7 +8,6 @@ the closed connection and starve the event loop, so not even SIGTERM would be ha
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import nats
 
 from tailwire.shared import bus, permissions, runtime, settings
 from tailwire.testing import natsserver
-from tailwire.testing.system.processes import ServiceProcess
+from tailwire.testing.system import processes
 
 NODE = "node-a"
 USER = permissions.nodeagent_user(NODE)
@@ -47,21 +46,14 @@ async def test_a_service_refused_after_a_password_rotation_exits(tmp_path: Path)
     renderer = await nats.connect(server.url, user="renderer", password="r")
     await bus.declare_streams(renderer.jetstream(), bus=settings.BusSettings())
     await renderer.close()
-    agent = ServiceProcess.for_service(
-        service="nodeagent",
-        node=None,
+    agent = processes.dry_run_nodeagent(
+        log_dir=tmp_path,
         env={
-            **os.environ,
             "TAILWIRE_NATS_URL": server.url,
             "TAILWIRE_NATS_USER": USER,
             "TAILWIRE_NATS_PASSWORD": "old",
             "TAILWIRE_NODE_NAME": NODE,
-            "TAILWIRE_TRACES_EXPORTER": "none",
-            "TAILWIRE_LOG_JSON": "false",
         },
-        health_port=natsserver.free_port(),
-        log_dir=tmp_path,
-        args=("--dry-run",),
     )
     agent.start()
     try:

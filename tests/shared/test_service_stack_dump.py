@@ -7,32 +7,20 @@ works even when the event loop is stuck."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from pathlib import Path
 
 from nats.aio.client import Client
 
 from tailwire.shared import settings
-from tailwire.testing import natsserver
-from tailwire.testing.system.processes import ServiceProcess
+from tailwire.testing.system import processes
 
 
 async def test_sigusr1_dumps_stacks_and_the_service_keeps_running(
     tmp_path: Path, bus_settings: settings.BusSettings, nats_client: Client
 ) -> None:
-    agent = ServiceProcess.for_service(
-        service="nodeagent",
-        node="node-a",
-        env={
-            **os.environ,
-            "TAILWIRE_NATS_URL": bus_settings.nats_url,
-            "TAILWIRE_TRACES_EXPORTER": "none",
-            "TAILWIRE_LOG_JSON": "false",
-        },
-        health_port=natsserver.free_port(),
-        log_dir=tmp_path,
-        args=("--dry-run",),
+    agent = processes.dry_run_nodeagent(
+        node="node-a", log_dir=tmp_path, env={"TAILWIRE_NATS_URL": bus_settings.nats_url}
     )
     agent.start()
     try:
