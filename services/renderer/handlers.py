@@ -199,7 +199,7 @@ class Renderer:
         except errors.SubjectError as exc:
             raise errors.MessageRejected(str(exc)) from exc
         if parsed.event == "tailnet" and parsed.ref is not None:
-            self._on_tailnet_checked(bus.decode(keys.TailnetChecked, message.body))
+            self.on_tailnet_checked(bus.decode(keys.TailnetChecked, message.body))
             return
         if parsed.ref is None or parsed.ref.kind != subjects.Kind.EGRESSGROUP:
             return  # another owner kind's keys (the ingress side's)
@@ -216,13 +216,16 @@ class Renderer:
             self.key_events[name] = event
             self._changed()
 
-    def _on_tailnet_checked(self, event: keys.TailnetChecked) -> None:
+    def on_tailnet_checked(self, event: keys.TailnetChecked) -> None:
+        """Keep the newest check per tailnet (redeliveries can bring older ones)."""
         before = self.tailnet_checks.get(event.tailnet)
-        if before is not None and before.checked_at > event.checked_at:
-            return  # an older check, redelivered
-        if before is not None and before.last_connected and not event.last_connected:
-            # A keyminter that restarted into a failure does not know when it last connected.
-            event = event.model_copy(update={"last_connected": before.last_connected})
+        if before is not None:
+            if before.checked_at > event.checked_at:
+                return
+            if before.uid == event.uid and event.last_connected is None:
+                # A keyminter that restarted into a failure does not know when it last
+                # connected; the renderer still does (a recreated tailnet starts afresh).
+                event = event.model_copy(update={"last_connected": before.last_connected})
         self.tailnet_checks[event.tailnet] = event
         self._changed()
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from faststream.nats import NatsBroker
 
-from tailwire.services.renderer import domain, tailnets
+from tailwire.services.renderer import domain, handlers, tailnets
 from tailwire.services.renderer import view as view_module
+from tailwire.services.renderer.egress import options
 from tailwire.services.renderer.ingress import inputs
 from tailwire.shared.events import cluster, keys
 from tailwire.shared.resources import common, loading
@@ -202,3 +204,23 @@ def test_a_gateway_reports_each_tailnet_and_is_tailnets_ready_only_when_all_conn
     states, condition = _gateway_status({"a": both["a"]})
     assert states["b"] == ("Pending", None)
     assert (condition.status, condition.reason) == ("Unknown", "Pending")
+
+
+def test_the_renderer_keeps_the_newest_check_and_when_the_tailnet_last_connected() -> None:
+    renderer = handlers.Renderer(broker=NatsBroker(), opts=options.Options(), sync=None)
+    connected = check("lab", connected=True)
+    renderer.on_tailnet_checked(connected)
+    # The keyminter restarted and its first check failed: it cannot know lastConnected.
+    later = connected.checked_at + datetime.timedelta(minutes=10)
+    failed = REFUSED.model_copy(update={"checked_at": later, "last_connected": None})
+    renderer.on_tailnet_checked(failed)
+    assert renderer.tailnet_checks["lab"].reason == "AuthenticationFailed"
+    assert renderer.tailnet_checks["lab"].last_connected == T0
+    renderer.on_tailnet_checked(connected)  # redelivered, older: ignored
+    assert renderer.tailnet_checks["lab"].reason == "AuthenticationFailed"
+    # Recreated under the same name: the old tailnet's history is not its own.
+    recreated = failed.model_copy(
+        update={"uid": "uid-new", "checked_at": later + datetime.timedelta(minutes=1)}
+    )
+    renderer.on_tailnet_checked(recreated)
+    assert renderer.tailnet_checks["lab"].last_connected is None
