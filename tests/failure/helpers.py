@@ -105,6 +105,25 @@ def history(seen: system.Capture, uid: str) -> list[str]:
     return lines
 
 
+def _missing_link_report(
+    s: system.System, plan: nodes.NodePlan, pod: system.MemberPod, sides: dict[str, list[int]]
+) -> str:
+    """Everything that says where a member's gateway-side link went, for the failure."""
+    lines = [f"{pod.name} ({pod.uid}): gateway links {sides.get(pod.uid)}"]
+    lines += [f"plan g{plan.generation} gateway {g.group}: netns {g.netns}" for g in plan.gateways]
+    for gateway in plan.gateways:
+        if gateway.netns is not None:
+            names = [f"{link['ifname']}={link.get('ifalias')}" for link in _links(s, gateway.netns)]
+            lines.append(f"links in {gateway.netns}: {names}")
+    if pod.netns is not None:
+        names = [f"{link['ifname']}={link.get('ifalias')}" for link in _links(s, pod.netns)]
+        lines.append(f"links in the pod's {pod.netns}: {names}")
+    agent = s.processes.get(f"nodeagent/{NODE}")
+    if agent is not None:
+        lines.append("nodeagent log:\n" + agent.log_tail(80))
+    return "\n".join(lines)
+
+
 def _links(s: system.System, ns: str) -> list[dict[str, Any]]:
     assert s.netns is not None
     out = s.netns.run(["ip", "-j", "-d", "link", "show"], netns=ns).stdout
@@ -142,6 +161,6 @@ async def check_kernel(
     assert plan is not None
     sides = gateway_links(s, plan)
     for uid in live:
-        assert len(sides.get(uid, [])) == 1, f"{live[uid].name}: gateway links {sides.get(uid)}"
+        assert len(sides.get(uid, [])) == 1, _missing_link_report(s, plan, live[uid], sides)
     assert not gone & set(sides), f"links left for deleted pods: {gone & set(sides)}"
     return {uid: member_link(s, pod) for uid, pod in live.items()}
