@@ -155,3 +155,35 @@ async def test_a_pod_moving_to_another_group_is_rewired_to_the_new_gateway(
     assert "tailwire pod=" not in f.run(["ip", "-o", "link"], netns=topology.gateway).stdout
     assert "tailwire pod=uid-a" in f.run(["ip", "-o", "link"], netns=other_gateway).stdout
     assert f.ping(netns=pod, address=other_peer.peer_ipv4)
+
+
+async def test_an_agent_killed_before_it_labelled_a_link_labels_it_on_restart(
+    topology: nodeagent.Topology, tmp_path: Path
+) -> None:
+    """kill -9 between making a member's veth and setting its alias left a working pair that
+    no one could tell was ours: the next agent labels it in place (same ifindex), and the
+    pod's departure then removes it."""
+    pod = topology.pod(index=1)
+    member = nodeagent.member(uid="uid-a", pod=pod, index=1)
+    await nodeagent.make_agent(tmp_path).apply_plan(nodeagent.plan(topology, member))
+    f = topology.factory
+    gateway_link = next(
+        line.split(":")[1].strip().split("@")[0]
+        for line in f.run(["ip", "-o", "link", "show"], netns=topology.gateway).stdout.splitlines()
+        if "tailwire pod=uid-a" in line
+    )
+    f.run(["ip", "link", "set", gateway_link, "alias", ""], netns=topology.gateway)  # as if killed
+    assert "tailwire pod=" not in f.run(["ip", "-o", "link", "show"], netns=topology.gateway).stdout
+    before = ifindex(topology, netns=pod, link="ts0")
+
+    restarted = nodeagent.make_agent(tmp_path)
+    ack = await restarted.apply_plan(nodeagent.plan(topology, member, generation=2))
+    assert [(p.ok, p.writes) for p in ack.pods] == [(True, 1)]
+    assert ifindex(topology, netns=pod, link="ts0") == before
+    assert (
+        "tailwire pod=uid-a" in f.run(["ip", "-o", "link", "show"], netns=topology.gateway).stdout
+    )
+
+    gone = await restarted.apply_plan(nodeagent.plan(topology, generation=3))
+    assert gone.removed == ("uid-a",)
+    assert "ts0" not in f.run(["ip", "-o", "link", "show"], netns=pod).stdout

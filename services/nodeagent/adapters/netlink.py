@@ -223,6 +223,8 @@ class Session:
                 extra: dict[str, Any] = {"state": "up"} if change.up else {}
                 if change.mtu is not None:
                     extra["mtu"] = change.mtu
+                if change.alias is not None:
+                    extra["ifalias"] = change.alias
                 self.ipr(ns).link("set", index=self._index(ns, change.name), **extra)
             case facts.AddAddress() | facts.DeleteAddress():
                 iface = ipaddress.ip_interface(change.address.cidr)

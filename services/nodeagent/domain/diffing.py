@@ -106,10 +106,15 @@ def diff_member(
     if _paired(gw_link, pod_link):
         assert gw_link is not None
         assert pod_link is not None
-        if gw_link.mtu != desired.mtu or not gw_link.up:
+        # The alias is set right after the veth is made: an agent killed in between leaves
+        # a good pair without the label that says whose it is (and that removal looks for).
+        alias = desired.alias if gw_link.alias != desired.alias else None
+        if gw_link.mtu != desired.mtu or not gw_link.up or alias is not None:
             mtu = desired.mtu if gw_link.mtu != desired.mtu else None
             changes.append(
-                facts.SetLink(netns=gw_ns, name=desired.link, mtu=mtu, up=not gw_link.up)
+                facts.SetLink(
+                    netns=gw_ns, name=desired.link, mtu=mtu, up=not gw_link.up, alias=alias
+                )
             )
         if pod_link.mtu != desired.mtu or not pod_link.up:
             mtu = desired.mtu if pod_link.mtu != desired.mtu else None

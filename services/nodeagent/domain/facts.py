@@ -161,10 +161,12 @@ class SetLink(Change):
     name: str
     mtu: int | None = None
     up: bool = False
+    alias: str | None = None  # the owner label, when a crash left the link without it
 
     def describe(self) -> str:
         mtu = f" mtu {self.mtu}" if self.mtu is not None else ""
-        return f"ip -n {self.netns} link set {self.name}{mtu}{' up' if self.up else ''}"
+        alias = f" alias {self.alias!r}" if self.alias is not None else ""
+        return f"ip -n {self.netns} link set {self.name}{mtu}{' up' if self.up else ''}{alias}"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
