@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+from typing import Any
 
 import httpx
 
@@ -57,6 +58,17 @@ def check_response(response: httpx.Response, *, what: str, now: datetime.datetim
     if status == 409:
         raise errors.Conflict(message)
     raise errors.PermanentBackendError(message)
+
+
+async def send(
+    http: httpx.AsyncClient, method: str, path: str, *, what: str, **kwargs: Any
+) -> httpx.Response:
+    """`http.request(...)` with a transport failure as `transport_error`; the caller checks
+    the status (`check_response`), so it can act on a 401 first."""
+    try:
+        return await http.request(method, path, **kwargs)
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, what=what) from None
 
 
 def transport_error(exc: httpx.HTTPError, *, what: str) -> errors.BackendError:

@@ -65,10 +65,9 @@ class OAuthSession:
             "client_secret": self._client_secret.get_secret_value(),
             "grant_type": "client_credentials",
         }
-        try:
-            response = await self._http.post(TOKEN_PATH, data=form)
-        except httpx.HTTPError as exc:
-            raise httperrors.transport_error(exc, what="oauth token") from None
+        response = await httperrors.send(
+            self._http, "POST", TOKEN_PATH, what="oauth token", data=form
+        )
         httperrors.check_response(response, what="oauth token", now=now)
         try:
             body = response.json()
@@ -93,12 +92,9 @@ class OAuthSession:
         for attempt in (1, 2):
             token = await self._access_token()
             headers = {"Authorization": f"Bearer {token.get_secret_value()}"}
-            try:
-                response = await self._http.request(
-                    method, path, json=json, params=params, headers=headers
-                )
-            except httpx.HTTPError as exc:
-                raise httperrors.transport_error(exc, what=what) from None
+            response = await httperrors.send(
+                self._http, method, path, what=what, json=json, params=params, headers=headers
+            )
             if response.status_code == 401 and attempt == 1:
                 self._token = None
                 continue

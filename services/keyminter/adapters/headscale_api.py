@@ -50,12 +50,9 @@ class HeadscaleClient:
         params: dict[str, str] | None = None,
     ) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self._api_key.get_secret_value()}"}
-        try:
-            response = await self._http.request(
-                method, path, json=json, params=params, headers=headers
-            )
-        except httpx.HTTPError as exc:
-            raise httperrors.transport_error(exc, what=what) from None
+        response = await httperrors.send(
+            self._http, method, path, what=what, json=json, params=params, headers=headers
+        )
         httperrors.check_response(response, what=what, now=self._clock.now())
         return response
 
