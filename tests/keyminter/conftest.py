@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 
 import httpx
 import pydantic
 import pytest
 from kubernetes_asyncio import client
+from opentelemetry.sdk.trace import TracerProvider
 
-from tailwire.services.keyminter import domain, minting
+from tailwire.services.keyminter import configuration, domain, minting
 from tailwire.services.keyminter.adapters import secrets, tailnets
-from tailwire.shared import settings
+from tailwire.shared import runtime, settings
 from tailwire.testing import controlapi, kubeapi
 
+from . import helpers
 from .helpers import NAMESPACE, SCOPES, FakeSleeper
 
 
@@ -112,3 +115,33 @@ async def make_minter(
     yield make
     for minter in made:
         await minter.tailnets.close()
+
+
+KeyminterStarter = Callable[..., AbstractAsyncContextManager[runtime.ServiceRuntime]]
+
+
+@pytest.fixture
+def start_keyminter(
+    bus_settings: settings.BusSettings,
+    tracer_provider: TracerProvider,
+    tailscale_settings: settings.TailscaleSettings,
+    emulator_client: client.ApiClient,
+    clock: controlapi.FakeClock,
+) -> KeyminterStarter:
+    """`start_keyminter(settings=None)`: the keyminter as `tailwire run` wires it, on this
+    test's NATS, control-API fake, emulated API and clock (async context manager)."""
+
+    def start(
+        keyminter: configuration.KeyminterSettings | None = None,
+    ) -> AbstractAsyncContextManager[runtime.ServiceRuntime]:
+        return helpers.running_keyminter(
+            bus_settings=bus_settings,
+            tracer_provider=tracer_provider,
+            tailscale=tailscale_settings,
+            emulator_client=emulator_client,
+            clock=clock,
+            http=http_factory,
+            keyminter=keyminter,
+        )
+
+    return start

@@ -9,9 +9,7 @@ import json
 import logging
 
 import pytest
-from kubernetes_asyncio import client
 from nats.aio.client import Client
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tailwire.services.keyminter import configuration, handlers
@@ -20,7 +18,7 @@ from tailwire.shared.events import deadletter, keys
 from tailwire.testing import controlapi, kubeapi
 
 from . import helpers
-from .conftest import http_factory
+from .conftest import KeyminterStarter
 
 OWNER_SUBJECT = subjects.ObjectRef(kind=subjects.Kind.EGRESSGROUP, namespace=None, name="payments")
 
@@ -47,28 +45,18 @@ async def tap(nats_client: Client) -> helpers.BusTap:
 
 
 async def test_mint_over_the_bus_leaks_no_key_material(
-    bus_settings: settings.BusSettings,
     nats_client: Client,
     tap: helpers.BusTap,
-    tracer_provider: TracerProvider,
     span_exporter: InMemorySpanExporter,
     tailscale_settings: settings.TailscaleSettings,
-    emulator_client: client.ApiClient,
     kube: kubeapi.KubeAPI,
     control_api: controlapi.FakeControlAPI,
-    clock: controlapi.FakeClock,
     caplog: pytest.LogCaptureFixture,
+    start_keyminter: KeyminterStarter,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     request = helpers.key_request(helpers.egress_group(kube))
-    async with helpers.running_keyminter(
-        bus_settings=bus_settings,
-        tracer_provider=tracer_provider,
-        tailscale=tailscale_settings,
-        emulator_client=emulator_client,
-        clock=clock,
-        http=http_factory,
-    ):
+    async with start_keyminter():
         await _publish(nats_client, request, subject=subjects.keys_request(OWNER_SUBJECT))
         async with asyncio.timeout(15):
             [message] = await tap.wait_for(subjects.keys_ready(OWNER_SUBJECT))
@@ -114,26 +102,15 @@ async def test_mint_over_the_bus_leaks_no_key_material(
 
 
 async def test_refused_credentials_give_keys_failed_and_a_dead_letter_once(
-    bus_settings: settings.BusSettings,
     nats_client: Client,
     tap: helpers.BusTap,
-    tracer_provider: TracerProvider,
-    tailscale_settings: settings.TailscaleSettings,
-    emulator_client: client.ApiClient,
     kube: kubeapi.KubeAPI,
     control_api: controlapi.FakeControlAPI,
-    clock: controlapi.FakeClock,
+    start_keyminter: KeyminterStarter,
 ) -> None:
     control_api.faults.respond(status=401, route="/api/v2/oauth/token", times=None)
     request = helpers.key_request(helpers.egress_group(kube))
-    async with helpers.running_keyminter(
-        bus_settings=bus_settings,
-        tracer_provider=tracer_provider,
-        tailscale=tailscale_settings,
-        emulator_client=emulator_client,
-        clock=clock,
-        http=http_factory,
-    ):
+    async with start_keyminter():
         await _publish(nats_client, request, subject=subjects.keys_request(OWNER_SUBJECT))
         async with asyncio.timeout(15):
             [failed_msg] = await tap.wait_for(subjects.keys_failed(OWNER_SUBJECT))
@@ -152,28 +129,17 @@ async def test_refused_credentials_give_keys_failed_and_a_dead_letter_once(
 
 
 async def test_malformed_requests_are_dead_lettered_naming_the_field(
-    bus_settings: settings.BusSettings,
     nats_client: Client,
     tap: helpers.BusTap,
-    tracer_provider: TracerProvider,
-    tailscale_settings: settings.TailscaleSettings,
-    emulator_client: client.ApiClient,
     kube: kubeapi.KubeAPI,
     control_api: controlapi.FakeControlAPI,
-    clock: controlapi.FakeClock,
+    start_keyminter: KeyminterStarter,
 ) -> None:
     request = helpers.key_request(helpers.egress_group(kube))
     body = request.model_dump(mode="json")
     del body["hostname_prefix"]
     other = subjects.ObjectRef(kind=subjects.Kind.EGRESSGROUP, namespace=None, name="billing")
-    async with helpers.running_keyminter(
-        bus_settings=bus_settings,
-        tracer_provider=tracer_provider,
-        tailscale=tailscale_settings,
-        emulator_client=emulator_client,
-        clock=clock,
-        http=http_factory,
-    ):
+    async with start_keyminter():
         js = nats_client.jetstream()
         await js.publish(subjects.keys_request(OWNER_SUBJECT), json.dumps(body).encode())
         # A body about one owner on another owner's subject.
@@ -191,37 +157,25 @@ async def test_malformed_requests_are_dead_lettered_naming_the_field(
 
 
 async def test_restart_resumes_the_durable_consumer_with_one_key_per_owner(
-    bus_settings: settings.BusSettings,
     nats_client: Client,
     tap: helpers.BusTap,
-    tracer_provider: TracerProvider,
-    tailscale_settings: settings.TailscaleSettings,
-    emulator_client: client.ApiClient,
     kube: kubeapi.KubeAPI,
     control_api: controlapi.FakeControlAPI,
-    clock: controlapi.FakeClock,
+    start_keyminter: KeyminterStarter,
 ) -> None:
     payments = helpers.key_request(helpers.egress_group(kube))
     billing = helpers.key_request(helpers.egress_group(kube, name="billing"))
     billing_subject = subjects.ObjectRef(
         kind=subjects.Kind.EGRESSGROUP, namespace=None, name="billing"
     )
-    options = {
-        "bus_settings": bus_settings,
-        "tracer_provider": tracer_provider,
-        "tailscale": tailscale_settings,
-        "emulator_client": emulator_client,
-        "clock": clock,
-        "http": http_factory,
-    }
-    async with helpers.running_keyminter(**options):  # type: ignore[arg-type]
+    async with start_keyminter():
         await _publish(nats_client, payments, subject=subjects.keys_request(OWNER_SUBJECT))
         async with asyncio.timeout(15):
             await tap.wait_for(subjects.keys_ready(OWNER_SUBJECT))
     # While no keyminter runs: a new owner asks, and the first one asks again.
     await _publish(nats_client, billing, subject=subjects.keys_request(billing_subject))
     await _publish(nats_client, payments, subject=subjects.keys_request(OWNER_SUBJECT))
-    async with helpers.running_keyminter(**options):  # type: ignore[arg-type]
+    async with start_keyminter():
         async with asyncio.timeout(15):
             await tap.wait_for(subjects.keys_ready(billing_subject))
             await _consumer_idle(nats_client)  # both waiting requests handled and acked

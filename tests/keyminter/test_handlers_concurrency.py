@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
-from kubernetes_asyncio import client
 from nats.aio.client import Client
-from opentelemetry.sdk.trace import TracerProvider
 
-from tailwire.shared import settings, subjects
+from tailwire.shared import subjects
 from tailwire.testing import controlapi, kubeapi
 
 from . import helpers
-from .conftest import http_factory
+from .conftest import KeyminterStarter
 
 
 def _ref(name: str) -> subjects.ObjectRef:
@@ -21,14 +19,10 @@ def _ref(name: str) -> subjects.ObjectRef:
 
 
 async def test_a_slow_tailnet_does_not_hold_up_another(
-    bus_settings: settings.BusSettings,
     nats_client: Client,
-    tracer_provider: TracerProvider,
-    tailscale_settings: settings.TailscaleSettings,
-    emulator_client: client.ApiClient,
     kube: kubeapi.KubeAPI,
     control_api: controlapi.FakeControlAPI,
-    clock: controlapi.FakeClock,
+    start_keyminter: KeyminterStarter,
 ) -> None:
     tap = helpers.BusTap()
     await nats_client.subscribe("tailwire.>", cb=tap.on_message)
@@ -43,14 +37,7 @@ async def test_a_slow_tailnet_does_not_hold_up_another(
     control_api.faults.delay(seconds=1.5, route="/api/v2/tailnet/example.com/keys", method="POST")
     slow = helpers.key_request(helpers.egress_group(kube, name="slow"), tailnet="lab")
     fast = helpers.key_request(helpers.egress_group(kube, name="fast"))
-    async with helpers.running_keyminter(
-        bus_settings=bus_settings,
-        tracer_provider=tracer_provider,
-        tailscale=tailscale_settings,
-        emulator_client=emulator_client,
-        clock=clock,
-        http=http_factory,
-    ):
+    async with start_keyminter():
         js = nats_client.jetstream()
         await js.publish(subjects.keys_request(_ref("slow")), slow.to_bytes())
         await js.publish(subjects.keys_request(_ref("fast")), fast.to_bytes())

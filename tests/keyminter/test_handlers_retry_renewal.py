@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from kubernetes_asyncio import client
 from nats.aio.client import Client
-from opentelemetry.sdk.trace import TracerProvider
 
 from tailwire.services.keyminter import configuration, handlers
 from tailwire.shared import bus, settings, subjects
@@ -15,20 +13,16 @@ from tailwire.shared.events import keys
 from tailwire.testing import controlapi, kubeapi
 
 from . import helpers
-from .conftest import MinterFactory, http_factory
+from .conftest import KeyminterStarter, MinterFactory
 
 PAYMENTS = subjects.ObjectRef(kind=subjects.Kind.EGRESSGROUP, namespace=None, name="payments")
 
 
 async def test_outage_beyond_the_backoff_is_redelivered_and_then_served(
-    bus_settings: settings.BusSettings,
     nats_client: Client,
-    tracer_provider: TracerProvider,
-    tailscale_settings: settings.TailscaleSettings,
-    emulator_client: client.ApiClient,
     kube: kubeapi.KubeAPI,
     control_api: controlapi.FakeControlAPI,
-    clock: controlapi.FakeClock,
+    start_keyminter: KeyminterStarter,
 ) -> None:
     tap = helpers.BusTap()
     await nats_client.subscribe("tailwire.>", cb=tap.on_message)
@@ -38,15 +32,7 @@ async def test_outage_beyond_the_backoff_is_redelivered_and_then_served(
     quick = configuration.KeyminterSettings(
         retry_attempts=1, backoff_base_seconds=0.2, renewal_check_seconds=3600
     )
-    async with helpers.running_keyminter(
-        bus_settings=bus_settings,
-        tracer_provider=tracer_provider,
-        tailscale=tailscale_settings,
-        emulator_client=emulator_client,
-        clock=clock,
-        http=http_factory,
-        keyminter=quick,
-    ):
+    async with start_keyminter(quick):
         await nats_client.jetstream().publish(subjects.keys_request(PAYMENTS), request.to_bytes())
         async with asyncio.timeout(15):
             [failed_msg] = await tap.wait_for(subjects.keys_failed(PAYMENTS))

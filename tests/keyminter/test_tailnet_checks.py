@@ -11,17 +11,15 @@ import base64
 
 import kmock
 import pytest
-from kubernetes_asyncio import client
 from nats.aio.client import Client
-from opentelemetry.sdk.trace import TracerProvider
 
 from tailwire.services.keyminter import checking, configuration
-from tailwire.shared import bus, settings, subjects
+from tailwire.shared import bus, subjects
 from tailwire.shared.events import cluster, keys
 from tailwire.testing import controlapi, kubeapi
 
 from . import helpers
-from .conftest import MinterFactory, http_factory
+from .conftest import KeyminterStarter, MinterFactory
 
 HEARTBEAT = 3600.0
 
@@ -184,28 +182,16 @@ async def test_snapshots_decide_what_is_checked(
 
 
 async def test_the_keyminter_checks_a_tailnet_as_soon_as_its_snapshot_arrives(
-    bus_settings: settings.BusSettings,
     nats_client: Client,
-    tracer_provider: TracerProvider,
-    tailscale_settings: settings.TailscaleSettings,
-    emulator_client: client.ApiClient,
     kube: kubeapi.KubeAPI,
     control_api: controlapi.FakeControlAPI,
-    clock: controlapi.FakeClock,
+    start_keyminter: KeyminterStarter,
 ) -> None:
     lab_tailnet(kube, control_api)
     tap = helpers.BusTap()
     await nats_client.subscribe(subjects.keys_tailnet("lab"), cb=tap.on_message)
-    async with helpers.running_keyminter(
-        bus_settings=bus_settings,
-        tracer_provider=tracer_provider,
-        tailscale=tailscale_settings,
-        emulator_client=emulator_client,
-        clock=clock,
-        http=http_factory,
-        keyminter=configuration.KeyminterSettings(
-            renewal_check_seconds=3600, tailnet_check_seconds=3600
-        ),
+    async with start_keyminter(
+        configuration.KeyminterSettings(renewal_check_seconds=3600, tailnet_check_seconds=3600)
     ):
         ref = subjects.ObjectRef(kind=subjects.Kind.TAILSCALETAILNET, namespace=None, name="lab")
         await nats_client.jetstream().publish(
