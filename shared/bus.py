@@ -211,8 +211,8 @@ def tls_context(bus: settings.BusSettings) -> ssl.SSLContext | None:
         return ssl.create_default_context(cafile=bus.nats_tls_ca_file)
     except (OSError, ssl.SSLError) as exc:
         raise errors.ConfigurationError(
-            f"TAILWIRE_NATS_TLS_CA_FILE={bus.nats_tls_ca_file}: not a readable PEM CA bundle "
-            f"({exc})"
+            f"TAILWIRE_NATS_TLS_CA_FILE: {bus.nats_tls_ca_file} is not a readable PEM CA "
+            f"bundle ({exc})"
         ) from None
 
 
