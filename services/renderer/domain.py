@@ -8,6 +8,7 @@ the handlers apply and prune it, `tailwire render` prints it. No I/O, no framewo
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -124,3 +125,10 @@ def bus_conditions(items: Iterable[common.Condition]) -> tuple[base.Condition, .
         )
         for c in items
     )
+
+
+def rfc3339(moment: datetime.datetime | None) -> str | None:
+    """A time as status fields carry it (`2026-11-22T06:00:00Z`); None stays None."""
+    if moment is None:
+        return None
+    return moment.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")

@@ -77,12 +77,6 @@ def state_of(
     return TailnetState(state=DISCONNECTED, why=why, last_connected=last, reason=check.reason)
 
 
-def rfc3339(moment: datetime.datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
-
-
 def _ready(snapshot: cluster.TailscaleTailnetSnapshot, state: TailnetState) -> common.Condition:
     generation = snapshot.meta.generation
     spec = snapshot.spec
@@ -122,7 +116,7 @@ def status_of(
         tailnet_info=tailscaletailnet.TailnetInfo(name=tailnet)
         if isinstance(tailnet, str)
         else None,
-        last_connected=rfc3339(state.last_connected),
+        last_connected=domain.rfc3339(state.last_connected),
         observed_generation=snapshot.meta.generation,
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from tailwire.services.renderer import tailnets
+from tailwire.services.renderer import domain, tailnets
 from tailwire.services.renderer.ingress import findings, inputs, routes, stack
 from tailwire.shared.resources import (
     common,
@@ -218,7 +218,7 @@ def build_status(
             tailscalegateway.TailnetStatus(
                 name=tailnet.name,
                 status=state.state,
-                last_connected=tailnets.rfc3339(state.last_connected),
+                last_connected=domain.rfc3339(state.last_connected),
                 services_count=len(generated.selected.get(tailnet.name, ())),
                 routes_generated=sum(1 for c in generated.winners if c.tailnet_index == index),
             )
@@ -234,9 +234,7 @@ def build_status(
         gateway_info=tailscalegateway.GatewayInfo(
             listener_count=target.listener_count,
             route_count=route_count,
-            last_reconciled=settings.now.isoformat().replace("+00:00", "Z")
-            if settings.now
-            else None,
+            last_reconciled=domain.rfc3339(settings.now),
         ),
         observed_generation=gateway.metadata.generation,
     )
