@@ -113,18 +113,14 @@ def combine(results: Sequence[Rendered]) -> Rendered:
 
 
 def bus_conditions(items: Iterable[common.Condition]) -> tuple[base.Condition, ...]:
-    """A resource status's conditions as a status summary on the bus carries them."""
-    return tuple(
-        base.Condition(
-            type=c.type,
-            status=c.status,
-            reason=c.reason,
-            message=c.message,
-            observed_generation=c.observed_generation,
-            last_transition_time=c.last_transition_time,
-        )
-        for c in items
-    )
+    """A resource status's conditions as a status summary on the bus carries them (the two
+    models have the same fields; `resource_condition` goes the other way)."""
+    return tuple(base.Condition.model_validate(c.model_dump()) for c in items)
+
+
+def resource_condition(condition: base.Condition) -> common.Condition:
+    """A bus condition as a resource's status carries it."""
+    return common.Condition.model_validate(condition.model_dump())
 
 
 def rfc3339(moment: datetime.datetime | None) -> str | None:

@@ -13,10 +13,10 @@ import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tailwire.services.renderer import transitions
+from tailwire.services.renderer import domain, transitions
 from tailwire.services.renderer.egress import configs, rendering
 from tailwire.shared.events import base, keys, nodes, status
-from tailwire.shared.resources import common, conditions, egressgroup
+from tailwire.shared.resources import conditions, egressgroup
 
 KeyEvent = keys.KeyReady | keys.KeyFailed | keys.KeyRevoked
 _REFUSED_CREDENTIALS = {"CredentialsRefused", "Unauthorized", "Forbidden"}
@@ -136,7 +136,7 @@ def group_status(
         )
         return GroupStatus(
             status=egressgroup.EgressGroupStatus(
-                conditions=[_resource_condition(c) for c in conds], observed_generation=gen
+                conditions=[domain.resource_condition(c) for c in conds], observed_generation=gen
             ),
             conditions=conds,
         )
@@ -180,7 +180,7 @@ def group_status(
     assert spec is not None
     return GroupStatus(
         status=egressgroup.EgressGroupStatus(
-            conditions=[_resource_condition(c) for c in conds],
+            conditions=[domain.resource_condition(c) for c in conds],
             matched_pods=len(result.members),
             gateway_nodes=list(result.gateway_nodes),
             gateway_hostnames=[configs.hostname_for(group, node=n) for n in result.gateway_nodes],
@@ -214,17 +214,6 @@ def _degraded(
             f"{len(result.conflicts)} selected pod(s) belong to another group: {shown}",
         )
     return "False", conditions.Reason.AS_EXPECTED, ""
-
-
-def _resource_condition(c: base.Condition) -> common.Condition:
-    return common.Condition(
-        type=c.type,
-        status=c.status,
-        reason=c.reason,
-        message=c.message,
-        observed_generation=c.observed_generation,
-        last_transition_time=c.last_transition_time,
-    )
 
 
 def summary(*, result: rendering.GroupResult, group_status: GroupStatus) -> status.StatusSummary:
