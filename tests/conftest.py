@@ -19,4 +19,5 @@ pytest_plugins = [
     "tests.fixtures.netns",
     "tests.fixtures.kube",
     "tests.fixtures.dns",
+    "tests.fixtures.kubeapiserver",
 ]
