@@ -86,6 +86,11 @@ def render_files(
     except ValueError as exc:
         out.write(f"--cluster-name: {_reason(exc)}\n")
         return 1
+    try:
+        gateway = settings.GatewaySettings()
+    except pydantic.ValidationError as exc:
+        out.write(f"{settings.describe_error(exc)}\n")
+        return 1
     cluster_view = view.ClusterView()
     for raw in objects:
         snapshot = view.snapshot_from_manifest(raw)
@@ -96,6 +101,7 @@ def render_files(
         cluster_cidrs=cidrs,
         gateway_namespace=namespace or settings.KubernetesSettings().namespace,
         cluster_name=cluster_name,
+        gateway_image=gateway.gateway_image,
     )
     rendered = domain.combine([compute(source) for compute in computations])
     documents = [*rendered.manifests, *rendered.documents]

@@ -130,6 +130,35 @@ class ClusterNetworkSettings(_Base):
         return value
 
 
+# The tailscale release the tests run against (tests/realpeers): the gateways' default image.
+DEFAULT_GATEWAY_IMAGE = "ghcr.io/tailscale/tailscale:v1.102.5"
+# [registry[:port]/]path[:tag][@digest], as the container runtimes parse an image reference.
+_IMAGE = re.compile(
+    r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+)
+
+
+class GatewaySettings(_Base):
+    """The egress gateway pods the renderer deploys (one DaemonSet per group)."""
+
+    # The image of every container of a gateway pod (tailscaled and its init containers): a
+    # registry mirror, a pinned digest or another release. The default is the tested one.
+    gateway_image: str = DEFAULT_GATEWAY_IMAGE
+
+    @field_validator("gateway_image")
+    @classmethod
+    def _image_reference(cls, value: str) -> str:
+        if not _IMAGE.match(value):
+            raise ValueError(
+                f"gateway_image: {value!r} is not an image reference "
+                "([registry/]repository[:tag][@sha256:digest], e.g. "
+                f"{DEFAULT_GATEWAY_IMAGE})"
+            )
+        return value
+
+
 class NodeSettings(_Base):
     """Who this nodeagent is (set from the downward API in the DaemonSet)."""
 

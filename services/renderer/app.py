@@ -31,6 +31,7 @@ def default_options() -> options.Options:
         link_cidr_v6=network.link_cidr_v6,
         exit_node_table=network.exit_node_table,
         cluster_name=network.cluster_name,
+        gateway_image=settings.GatewaySettings().gateway_image,
     )
 
 

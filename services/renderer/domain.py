@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from tailwire.services.renderer import view as view_module
+from tailwire.shared import settings
 from tailwire.shared.events import base, keys, status
 from tailwire.shared.resources import common
 
@@ -59,6 +60,7 @@ class RenderInput:
     cluster_cidrs: tuple[str, ...]
     gateway_namespace: str
     cluster_name: str = ""
+    gateway_image: str = settings.DEFAULT_GATEWAY_IMAGE
     # The keyminter's last check per TailscaleTailnet (`keys.tailnet`); empty offline.
     tailnet_checks: Mapping[str, keys.TailnetChecked] = dataclasses.field(default_factory=dict)
 

@@ -291,6 +291,7 @@ class Renderer:
             cluster_cidrs=self.opts.cluster_cidrs,
             gateway_namespace=self.opts.gateway_namespace,
             cluster_name=self.opts.cluster_name,
+            gateway_image=self.opts.gateway_image,
             tailnet_checks=self.tailnet_checks,
         )
         results = []

@@ -30,6 +30,7 @@ def render_egress(source: domain.RenderInput, /) -> domain.Rendered:
         gateway_namespace=source.gateway_namespace,
         cluster_cidrs=source.cluster_cidrs,
         cluster_name=source.cluster_name,
+        gateway_image=source.gateway_image,
     )
     result = rendering.render_egress(view=source.view, opts=opts)
     return domain.Rendered(

@@ -71,6 +71,7 @@ async def test_service_declares_streams_and_stops_cleanly(
         ("TAILWIRE_CLUSTER_CIDRS", "10.0.0.1/8", "'10.0.0.1/8' is not a network"),
         ("TAILWIRE_STREAM_REPLICAS", "9", "less than or equal to 5"),
         ("TAILWIRE_NATS_TLS_CA_FILE", "/nonexistent/ca.pem", "is not a readable PEM CA bundle"),
+        ("TAILWIRE_GATEWAY_IMAGE", "tailscale latest", "is not an image reference"),
     ],
 )
 def test_a_bad_setting_stops_the_service_with_the_variable_named(

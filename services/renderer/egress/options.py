@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from tailwire.shared import settings
 from tailwire.shared.events import nodes
 
-DEFAULT_GATEWAY_IMAGE = "ghcr.io/tailscale/tailscale:v1.80.3"
+# The tested tailscale release; `TAILWIRE_GATEWAY_IMAGE` (settings.GatewaySettings) overrides it.
+DEFAULT_GATEWAY_IMAGE = settings.DEFAULT_GATEWAY_IMAGE
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
