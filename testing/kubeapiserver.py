@@ -411,17 +411,22 @@ class KubeAPIServer:
         return result
 
     def wait_established(self, crd_names: Sequence[str], *, within: float = 30.0) -> None:
-        """Until every named CRD has condition Established=True (its API is served)."""
+        """Until every named CRD is Established and its objects can be listed: right after
+        establishment the server answers 429 "storage is (re)initializing" for a moment."""
         deadline = time.monotonic() + within
         pending = list(crd_names)
         while pending:
-            found = self.get(f"{CRD_PATH}/{pending[0]}")
-            conditions = ((found or {}).get("status") or {}).get("conditions") or []
+            found = self.get(f"{CRD_PATH}/{pending[0]}") or {}
+            conditions = (found.get("status") or {}).get("conditions") or []
             if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
-                pending.pop(0)
-                continue
+                spec = found["spec"]
+                version = next(v["name"] for v in spec["versions"] if v.get("storage"))
+                listing = f"/apis/{spec['group']}/{version}/{spec['names']['plural']}"
+                if self.admin.get(listing, params={"limit": "1"}).status_code == 200:
+                    pending.pop(0)
+                    continue
             if time.monotonic() >= deadline:
-                raise KubeAPIServerError(f"CRD {pending[0]} not established within {within} s")
+                raise KubeAPIServerError(f"CRD {pending[0]} not served within {within} s")
             time.sleep(0.05)
 
 
