@@ -10,9 +10,14 @@ BIN := $(VENV)/bin
 DEBS := iproute2 nftables bind9 bind9-utils bind9-dnsutils iputils-ping
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-packages venv check lint typecheck imports test test-only demo bench crds clean
+.PHONY: setup system-packages venv peers check lint typecheck imports test test-only demo bench crds clean
 
-setup: system-packages venv
+setup: system-packages venv peers
+
+# The real peers (tailscaled, Headscale, kube-apiserver, etcd, kubectl) from the pinned Go
+# modules under testing/peers/, into .peers/bin; only what is missing or changed is built.
+peers:
+	@testing/peers/build
 
 system-packages:
 	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
