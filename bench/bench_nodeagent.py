@@ -145,6 +145,7 @@ async def ip_loop_baseline(
 ) -> dict[str, object]:
     """The anchor's way: one `ip`/`nft` process per change, same changes as the agent's."""
     gateway = factory.create()
+    factory.set_gateway_sysctls(gateway)
     factory.tailnet_peer(gateway=gateway)
     members = [member(index=i, pod=name) for i, name in enumerate(names)]
     out = io.StringIO()
@@ -186,6 +187,7 @@ async def run(pods: int) -> dict[str, object]:
     }
     with netns.NetnsFactory() as factory, tempfile.TemporaryDirectory() as state:
         gateway = factory.create()
+        factory.set_gateway_sysctls(gateway)
         factory.tailnet_peer(gateway=gateway)
         started = time.perf_counter()
         names = [factory.create() for _ in range(pods)]

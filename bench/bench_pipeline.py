@@ -248,6 +248,7 @@ async def anchor_run(
     gateway: str | None = None
     if s.netns is not None:
         gateway = await asyncio.to_thread(s.netns.create)
+        await asyncio.to_thread(s.netns.set_gateway_sysctls, gateway)
         await asyncio.to_thread(s.netns.tailnet_peer, gateway=gateway)
     s.create_namespace("anchor")
     prepared = await pods.prepare(count)

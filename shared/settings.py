@@ -168,6 +168,11 @@ class NodeSettings(_Base):
     gateway_state_root: str = "/var/lib/tailwire/gateways"
     # Where pod network namespaces are searched by UID (`/proc/*/cgroup`, needs hostPID).
     proc_root: str = "/proc"
+    # The gateway netns's forwarding and rp_filter are set by the gateway pod's privileged
+    # init container; the nodeagent, whose /proc/sys the runtime mounts read-only, checks
+    # them. True makes it write them instead: only for gateways that no such pod prepared
+    # (plain named netns) and an agent whose /proc/sys is writable.
+    write_gateway_sysctls: bool = False
 
 
 class TailscaleSettings(_Base):

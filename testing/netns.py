@@ -9,7 +9,8 @@ this module created are killed first, so the namespace really goes away.
 Links are created directly inside their namespaces (`ip link add ... netns A type veth peer
 ... netns B`), so nothing is ever added to, routed through or addressed in the host's own
 namespace. `NetnsFactory.tailnet_peer()` builds DESIGN.md's simulated tailnet peer: a peer
-namespace behind a veth whose gateway-side end is named `tailscale0`.
+namespace behind a veth whose gateway-side end is named `tailscale0`;
+`NetnsFactory.set_gateway_sysctls()` does what the gateway pod's init container would.
 
 This module must not touch namespaces it did not create, and needs root (`unavailable_reason`
 says why it cannot run).
@@ -30,6 +31,8 @@ import subprocess
 import weakref
 from collections.abc import Iterable, Sequence
 from types import TracebackType
+
+from tailwire.shared.k8s import names
 
 PREFIX = "tw-"
 TAILNET_IPV4 = ipaddress.ip_network("100.64.0.0/10")
@@ -224,6 +227,14 @@ class NetnsFactory:
             ["ip", "route", "add", "default", "dev", "eth0"],
         ):
             self.run(argv, netns=netns)
+
+    def set_gateway_sysctls(self, netns: str) -> None:
+        """What a gateway pod's privileged init container does in its netns (forwarding on,
+        rp_filter off): the nodeagent only checks these, so a gateway netns made here needs
+        them before the agent sees it."""
+        self._own(netns)
+        settings = [f"{key}={value}" for key, value in names.GATEWAY_SYSCTLS.items()]
+        run(["sysctl", "-qw", *settings], netns=netns)
 
     def ping(self, *, netns: str, address: str, count: int = 1, wait: float = 2.0) -> bool:
         """Whether `address` answers an ICMP echo sent from `netns`."""

@@ -41,6 +41,7 @@ def create(
             proc_root=node_settings.proc_root,
             gateway_state_root=node_settings.gateway_state_root,
             dry_run=dry_run,
+            write_sysctls=node_settings.write_gateway_sysctls,
         )
     )
     wiring = handlers.Wiring(agent=agent, retry_interval=retry_interval)

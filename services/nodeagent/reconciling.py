@@ -44,6 +44,9 @@ class Options:
     # only (its veth end, read with the gateway netns anyway): a burst of plans then costs
     # O(changed members), not O(all members) netns reads per plan.
     verify_interval: float = 60.0
+    # Write the gateway netns's sysctls rather than only check them: for gateways in netns
+    # that no gateway pod's init container prepared (settings.NodeSettings says when).
+    write_sysctls: bool = False
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -213,10 +216,15 @@ class Agent:
         if desired.netns not in states:
             reason = failures.get(desired.netns, "netns unavailable")
             return nodes.GatewayResult(group=group, ok=False, error=reason, config_hash=applied)
+        state = states[desired.netns]
+        write = self.options.write_sysctls
         try:
-            self._emit(session, diffing.diff_gateway(desired, states[desired.netns]))
+            self._emit(session, diffing.diff_gateway(desired, state, write_sysctls=write))
         except errors.TailwireError as exc:
             return nodes.GatewayResult(group=group, ok=False, error=str(exc), config_hash=applied)
+        wrong = None if write else diffing.sysctl_error(desired, state)
+        if wrong is not None:
+            return nodes.GatewayResult(group=group, ok=False, error=wrong, config_hash=applied)
         return nodes.GatewayResult(group=group, ok=True, config_hash=applied)
 
     def _apply_member(

@@ -4,6 +4,7 @@ renderer <-> keyminter). Derived deterministically from the owner, never random.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 
 # Per-group gateway state and config on each node (a hostPath the gateway pod mounts and the
 # nodeagent, with hostPID/hostNetwork, writes the config file into).
@@ -12,6 +13,15 @@ GATEWAY_CONFIG_FILE = "tailscaled.json"
 GATEWAY_SOCKET_FILE = "tailscaled.sock"
 AUTHKEY_MOUNT = "/etc/tailwire/authkey"
 AUTHKEY_SECRET_KEY = "authkey"  # noqa: S105 (the data key name, not a secret)
+# What a gateway netns needs to forward for its members: set by the gateway pod's privileged
+# init container (runtimes mount /proc/sys read-only in the non-privileged nodeagent), checked
+# by the nodeagent.
+GATEWAY_SYSCTLS: Mapping[str, str] = {
+    "net.ipv4.ip_forward": "1",
+    "net.ipv6.conf.all.forwarding": "1",
+    "net.ipv4.conf.all.rp_filter": "0",
+    "net.ipv4.conf.default.rp_filter": "0",
+}
 
 
 def _short(value: str, *, limit: int) -> str:

@@ -6,7 +6,8 @@ gateway DaemonSet (or labels a Node so the DaemonSet selects it) no pod would ev
 and every launched node its `nodeSelector` selects, creates the gateway pod: Running, on
 that node, with the template's labels, an owner reference to the DaemonSet and, when
 network namespaces are in use, a fresh gateway netns (annotation `tailwire.dev/netns`) with
-a simulated tailnet peer behind `tailscale0`. Pods (and netns) of nodes no longer selected,
+the sysctls the DaemonSet's privileged init container would set and a simulated tailnet peer
+behind `tailscale0`. Pods (and netns) of nodes no longer selected,
 or of a deleted DaemonSet, are removed.
 
 Must not: touch pods it did not create, block the event loop with `ip` commands (they run
@@ -131,6 +132,8 @@ class GatewayKubelet:
         if self.factory is not None:
             factory = self.factory
             name_ns = await asyncio.to_thread(factory.create)
+            # The DaemonSet's privileged init container's work: the nodeagent only checks.
+            await asyncio.to_thread(factory.set_gateway_sysctls, name_ns)
             peer = await asyncio.to_thread(
                 lambda: factory.tailnet_peer(
                     gateway=name_ns or "", peer_ipv4=PEER_IPV4, peer_ipv6=PEER_IPV6

@@ -57,6 +57,7 @@ def short_root() -> Iterator[Path]:
 @pytest.fixture
 def topology(netns_factory: netns.NetnsFactory) -> Topology:
     gateway = netns_factory.create()
+    netns_factory.set_gateway_sysctls(gateway)  # as the gateway pod's init container does
     peer = netns_factory.tailnet_peer(
         gateway=gateway, extra_addresses=[f"{EXIT_DESTINATION}/32", "100.101.0.7/32"]
     )

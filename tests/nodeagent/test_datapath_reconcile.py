@@ -128,6 +128,7 @@ async def test_a_pod_moving_to_another_group_is_rewired_to_the_new_gateway(
 ) -> None:
     f = topology.factory
     other_gateway = f.create()
+    f.set_gateway_sysctls(other_gateway)
     other_peer = f.tailnet_peer(
         gateway=other_gateway, peer_ipv4="100.100.0.12", peer_ipv6="fd7a:115c:a1e0::12"
     )

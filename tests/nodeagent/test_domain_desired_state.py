@@ -166,7 +166,13 @@ def test_a_half_made_or_foreign_pair_is_rebuilt_and_an_mtu_change_only_set() -> 
 def test_gateway_changes_and_stale_links() -> None:
     (gateway,) = desiring.desire(plan()).gateways
     changes = diffing.diff_gateway(gateway, facts.NamespaceState())
-    assert sum(isinstance(c, facts.SetSysctl) for c in changes) == 4
+    # The sysctls are the gateway pod's to set: checked, written only when configured to.
+    assert not any(isinstance(c, facts.SetSysctl) for c in changes)
+    unread = diffing.sysctl_error(gateway, facts.NamespaceState())
+    assert unread is not None
+    assert "net.ipv4.ip_forward cannot be read (it must be 1)" in unread
+    writing = diffing.diff_gateway(gateway, facts.NamespaceState(), write_sysctls=True)
+    assert sum(isinstance(c, facts.SetSysctl) for c in writing) == 4
     assert sum(isinstance(c, facts.ReplaceNftables) for c in changes) == 1
     assert 'oifname "tailscale0" meta mark 0x1e masquerade' in gateway.ruleset
     applied = facts.NamespaceState(
@@ -176,6 +182,8 @@ def test_gateway_changes_and_stale_links() -> None:
         rules=gateway.rules,
     )
     assert diffing.diff_gateway(gateway, applied) == []
+    assert diffing.diff_gateway(gateway, applied, write_sysctls=True) == []
+    assert diffing.sysctl_error(gateway, applied) is None
 
     link = facts.Link(
         name=facts.gateway_link_name("gone"),

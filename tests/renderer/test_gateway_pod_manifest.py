@@ -80,3 +80,29 @@ def test_a_gateway_image_that_is_no_image_reference_is_refused_by_name(
     )
     assert code == 1
     assert "TAILWIRE_GATEWAY_IMAGE" in out.getvalue()
+
+
+def test_the_gateway_pod_sets_its_sysctls_in_a_privileged_init_container_and_only_there() -> None:
+    spec = daemon_set(options.Options())["spec"]["template"]["spec"]
+    first, *_ = spec["initContainers"]
+    # Before tailscaled starts, inside the pod's own netns: a non-privileged nodeagent cannot
+    # write these (container runtimes mount /proc/sys read-only), a privileged container can.
+    assert first["name"] == "sysctls"
+    assert first["image"] == options.Options().gateway_image
+    command = first["command"]
+    assert command[:2] == ["sysctl", "-w"]
+    assert sorted(command[2:]) == sorted([
+        "net.ipv4.ip_forward=1",
+        "net.ipv6.conf.all.forwarding=1",
+        "net.ipv4.conf.all.rp_filter=0",
+        "net.ipv4.conf.default.rp_filter=0",
+    ])  # fmt: skip
+    assert first["securityContext"] == {"privileged": True}
+    privileged = [
+        c["name"] for c in containers({"spec": {"template": {"spec": spec}}})
+        if (c.get("securityContext") or {}).get("privileged")
+    ]  # fmt: skip
+    assert privileged == ["sysctls"]
+    (tailscaled,) = spec["containers"]
+    # Routes and the TUN (tailscaled makes /dev/net/tun where the runtime did not).
+    assert tailscaled["securityContext"] == {"capabilities": {"add": ["NET_ADMIN", "MKNOD"]}}

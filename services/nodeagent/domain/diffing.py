@@ -58,13 +58,17 @@ def _link_local(cidr: str) -> bool:
 
 
 def diff_gateway(
-    desired: desiring.GatewayDesired, actual: facts.NamespaceState
+    desired: desiring.GatewayDesired,
+    actual: facts.NamespaceState,
+    *,
+    write_sysctls: bool = False,
 ) -> list[facts.Change]:
-    """Sysctls, the nftables table, and the gateway's routes and rules."""
+    """The nftables table and the gateway's routes and rules; its sysctls only with
+    `write_sysctls` (by default they are the gateway pod's to set: see `sysctl_error`)."""
     changes: list[facts.Change] = [
         facts.SetSysctl(netns=desired.netns, key=key, value=value)
         for key, value in desired.sysctls.items()
-        if actual.sysctls.get(key) != value
+        if write_sysctls and actual.sysctls.get(key) != value
     ]
     if actual.nft_digest != desired.digest:
         changes.append(
@@ -76,6 +80,25 @@ def diff_gateway(
     route_del, route_add = _set_diff(netns=desired.netns, desired=desired.routes, actual=ours)
     rule_del, rule_add = _set_diff(netns=desired.netns, desired=desired.rules, actual=actual.rules)
     return [*rule_del, *route_del, *changes, *route_add, *rule_add]
+
+
+def sysctl_error(desired: desiring.GatewayDesired, actual: facts.NamespaceState) -> str | None:
+    """What is wrong with the gateway netns's sysctls, naming each one; None if all hold."""
+    wrong = []
+    for key, value in desired.sysctls.items():
+        name = key.replace("/", ".")
+        have = actual.sysctls.get(key)
+        if have is None:
+            wrong.append(f"{name} cannot be read (it must be {value})")
+        elif have != value:
+            wrong.append(f"{name} is {have}, not {value}")
+    if not wrong:
+        return None
+    return (
+        f"gateway netns: sysctl {'; '.join(wrong)}: the gateway pod's privileged `sysctls` "
+        "init container sets them (the nodeagent only checks; it writes them only with "
+        "TAILWIRE_WRITE_GATEWAY_SYSCTLS=true)"
+    )
 
 
 def _paired(gateway_link: facts.Link | None, member_link: facts.Link | None) -> bool:

@@ -12,6 +12,8 @@ import hashlib
 import ipaddress
 from collections.abc import Mapping
 
+from tailwire.shared.k8s import names
+
 MEMBER_LINK = "ts0"
 TAILNET_LINK = "tailscale0"
 LINK_PREFIX = "tw"
@@ -23,11 +25,9 @@ GATEWAY_RULE_PRIORITY = 5200
 CARVE_OUT_PRIORITY = 5210
 EXIT_RULE_PRIORITY = 5220
 NFT_TABLE = "tailwire"
+# The gateway's sysctls as paths under /proc/sys (`net/ipv4/ip_forward`).
 GATEWAY_SYSCTLS: Mapping[str, str] = {
-    "net/ipv4/ip_forward": "1",
-    "net/ipv6/conf/all/forwarding": "1",
-    "net/ipv4/conf/all/rp_filter": "0",
-    "net/ipv4/conf/default/rp_filter": "0",
+    key.replace(".", "/"): value for key, value in names.GATEWAY_SYSCTLS.items()
 }
 
 

@@ -1,12 +1,14 @@
 """The Kubernetes objects of a group's gateway, as server-side apply documents.
 
 Per active group: a ConfigMap holding the tailscaled config of every gateway node (one key
-per node, since only the Hostname differs), and a DaemonSet of privileged gateway pods in
-their own netns with state on a hostPath keyed by group and tailnet. The pod template depends
-only on the group's name, tailnet, image and `gateway.nodeSelector`: membership and config
-changes never roll the gateways. Without a nodeSelector, gateways run where the group has
-members, which the renderer says with a per-group label on those Nodes (a Node apply
-document, field manager `tailwire`), not in the template.
+per node, since only the Hostname differs), and a DaemonSet of gateway pods in their own netns
+with state on a hostPath keyed by group and tailnet. Only the pod's first init container is
+privileged: it sets the netns's forwarding and rp_filter (`names.GATEWAY_SYSCTLS`), which the
+non-privileged nodeagent cannot write and only checks; tailscaled itself gets NET_ADMIN. The
+pod template depends only on the group's name, tailnet, image and `gateway.nodeSelector`:
+membership and config changes never roll the gateways. Without a nodeSelector, gateways run
+where the group has members, which the renderer says with a per-group label on those Nodes (a
+Node apply document, field manager `tailwire`), not in the template.
 Must not: do I/O, or produce anything without the managed-by label pruning keys on.
 """
 
@@ -24,6 +26,7 @@ from tailwire.shared.resources import egressgroup
 COMPONENT = "egress-gateway"
 NODE_LABEL_PREFIX = "egress.tailwire.dev/"
 CONFIG_MOUNT = "/etc/tailwire/config"
+SYSCTL_CONTAINER = "sysctls"
 
 Manifest = dict[str, Any]
 
@@ -119,6 +122,18 @@ def daemon_set(group: groups.Group, *, opts: options.Options) -> Manifest:
             "terminationGracePeriodSeconds": 30,
             "initContainers": [
                 {
+                    # As the Tailscale operator's "sysctler": /proc/sys is writable only in a
+                    # privileged container, and these are the pod netns's own settings.
+                    "name": SYSCTL_CONTAINER,
+                    "image": opts.gateway_image,
+                    "command": [
+                        "sysctl",
+                        "-w",
+                        *(f"{key}={value}" for key, value in names.GATEWAY_SYSCTLS.items()),
+                    ],
+                    "securityContext": {"privileged": True},
+                },
+                {
                     "name": "seed-config",
                     "image": opts.gateway_image,
                     "command": ["sh", "-c", _SEED_SCRIPT],
@@ -133,7 +148,7 @@ def daemon_set(group: groups.Group, *, opts: options.Options) -> Manifest:
                         dict(state_mount),
                         {"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True},
                     ],
-                }
+                },
             ],
             "containers": [
                 {
@@ -146,7 +161,10 @@ def daemon_set(group: groups.Group, *, opts: options.Options) -> Manifest:
                         f"--statedir={state_dir}",
                         f"--socket={state_dir}/{names.GATEWAY_SOCKET_FILE}",
                     ],
-                    "securityContext": {"privileged": True},
+                    # Its routes and the TUN: NET_ADMIN, as the Tailscale operator's proxies;
+                    # MKNOD for /dev/net/tun where the runtime neither creates it nor grants
+                    # MKNOD by default (CRI-O).
+                    "securityContext": {"capabilities": {"add": ["NET_ADMIN", "MKNOD"]}},
                     "volumeMounts": [
                         dict(state_mount),
                         {"name": "authkey", "mountPath": names.AUTHKEY_MOUNT, "readOnly": True},
