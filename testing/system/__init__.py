@@ -50,7 +50,8 @@ Helpers: `create_namespace`, `apply`, `apply_file`, `create_member_pod` -> `Memb
 code on SIGTERM (None: it had to be killed) and `s.unclean_logs` the end of the log of each
 that did not exit 0 (with its thread stacks when it ignored SIGTERM).
 `Options(kubeconfig=..., nodes=())` runs the central services against a cluster the launcher
-does not own: nothing is seeded there.
+does not own: nothing is seeded there; `service_kubeconfigs={"renderer": path, ...}` gives a
+central service its own identity there (a ServiceAccount's token, so its RBAC applies).
 
 Must not: be imported by services (import-linter: testing sits above them), or leave a
 process, a netns or a file behind, whatever happens inside the block.

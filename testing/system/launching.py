@@ -47,6 +47,9 @@ class Options:
     # A real cluster instead of the emulator (`tailwire dev --kubeconfig`): no kubelet
     # emulation, no member pods made here.
     kubeconfig: Path | None = None
+    # Per central service ("renderer", ...), its own kubeconfig instead of `kubeconfig`: each
+    # service with its own identity (a ServiceAccount token), so the cluster's RBAC applies.
+    service_kubeconfigs: Mapping[str, Path] = dataclasses.field(default_factory=dict)
     # Real control-API credentials (else the local stand-in, clearly labelled).
     tailscale_client_id: str | None = None
     tailscale_client_secret: str | None = None

@@ -35,13 +35,15 @@ log = logging.getLogger(__name__)
 def service_env(system: launching.System, *, user: str) -> dict[str, str]:
     opts = system.options
     env = processes.base_environment()
+    # A central service's NATS user is its name; it may have a kubeconfig of its own.
+    kubeconfig = opts.service_kubeconfigs.get(user, system.kubeconfig)
     env.update(
         {
             "TAILWIRE_NATS_URL": system.nats.url,
             "TAILWIRE_NATS_USER": user,
             "TAILWIRE_NATS_PASSWORD": system.passwords[user],
-            "KUBECONFIG": str(system.kubeconfig),
-            "TAILWIRE_KUBECONFIG": str(system.kubeconfig),
+            "KUBECONFIG": str(kubeconfig),
+            "TAILWIRE_KUBECONFIG": str(kubeconfig),
             "TAILWIRE_NAMESPACE": launching.GATEWAY_NAMESPACE,
             "TAILWIRE_CLUSTER_CIDRS": ",".join(launching.CLUSTER_CIDRS),
             "TAILWIRE_LOG_LEVEL": opts.log_level,
