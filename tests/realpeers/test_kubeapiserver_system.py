@@ -15,7 +15,9 @@ Checked through the real API with the admin's client: each service holds its Lea
 renderer wrote the group's status through the status subresource, its finalizer, the Node
 label and the gateway DaemonSet and ConfigMap (server-side apply, field manager tailwire,
 owned by the group); the keyminter minted the authkey into a Secret; the dnsupdater wrote its
-resolver ConfigMap and the CoreDNS rewrite; the status summary reached the bus. A spec change
+resolver ConfigMap and the CoreDNS rewrite; the status summary reached the bus. A named
+TailscaleTailnet whose OAuth client is in a Secret (on the local control-API stand-in) is
+checked by the keyminter and reported Connected by the renderer. A spec change
 is observed (observedGeneration), a deleted pod leaves the group, and deleting the group
 removes what it owned and releases its finalizer. No service logged a warning or an error
 (but that the Gateway API CRDs are not installed), no watch expired, every service stopped
@@ -56,6 +58,7 @@ RBAC_KINDS = {
 GROUP = "/apis/tailscale.rajsingh.info/v1alpha1/egressgroups/payments"
 POD = "/api/v1/namespaces/payments/pods/api-0"
 NODE = "/api/v1/nodes/node-a"
+TAILNET = "/apis/gateway.tailscale.com/v1alpha1/tailscaletailnets/local"
 SECRET = f"/api/v1/namespaces/{NS}/secrets/{names.authkey_secret('payments')}"
 COREDNS = "/api/v1/namespaces/kube-system/configmaps/coredns"
 MERGE = "application/merge-patch+json"
@@ -145,6 +148,13 @@ async def relists(process: system.ServiceProcess, *, kind: str, reason: str) -> 
         if line.startswith(wanted):
             return float(line.removeprefix(wanted))
     return 0.0
+
+
+def ready(found: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`found` when its status says Ready=True."""
+    written = (found or {}).get("status") or {}
+    ready_ = [c for c in written.get("conditions") or [] if c["type"] == "Ready"]
+    return found if ready_ and ready_[0]["status"] == "True" else None
 
 
 def lease_holders(server: kubeapiserver.KubeAPIServer) -> dict[str, str]:
@@ -239,6 +249,42 @@ async def test_central_services_reconcile_the_seed_group_on_the_real_kube_apiser
             )
             assert corefile
             assert server.get(f"/api/v1/namespaces/{NS}/configmaps/tailwire-dns")
+
+            # A named tailnet, its OAuth client in a Secret: checked by the keyminter (get
+            # TailscaleTailnet, read the Secret), its status written by the renderer.
+            assert s.control is not None
+            oauth = s.control.add_oauth_client(
+                scopes=["auth_keys", "devices:core"], tags=["tag:k8s"]
+            )
+            server.apply(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": "local-tailnet-oauth", "namespace": NS},
+                    "stringData": {
+                        "client_id": oauth.client_id,
+                        "client_secret": oauth.client_secret,
+                    },
+                }
+            )
+            server.apply(
+                {
+                    "apiVersion": "gateway.tailscale.com/v1alpha1",
+                    "kind": "TailscaleTailnet",
+                    "metadata": {"name": "local"},
+                    "spec": {
+                        "apiURL": s.control.url,
+                        "oauthSecretName": "local-tailnet-oauth",
+                        "oauthSecretNamespace": NS,
+                        "tags": ["tag:k8s"],
+                    },
+                }
+            )
+            tailnet = await system.eventually(
+                lambda: ready(server.get(TAILNET)), within=30, what="the TailscaleTailnet Ready"
+            )
+            assert tailnet["status"]["conditions"][0]["reason"] == "Connected", tailnet["status"]
+            assert tailnet["status"]["lastConnected"], tailnet["status"]
 
             # Once the watcher has relisted on its timer and resumed watching from the
             # resourceVersion of that list:
