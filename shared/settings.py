@@ -12,7 +12,7 @@ import re
 from typing import Annotated
 
 import pydantic
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PREFIX = "TAILWIRE_"
@@ -99,9 +99,12 @@ class ClusterNetworkSettings(_Base):
     cluster_cidrs: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["10.244.0.0/16", "10.96.0.0/12"]
     )
-    # Link addresses for the member<->gateway veths (dual-stack), see DESIGN.md Datapath.
+    # Link addresses for the member<->gateway veths (dual-stack), docs/architecture.md
+    # Datapath. Never inside the tailnet's own ranges: tailscaled routes 100.64.0.0/10 and
+    # fd7a:115c:a1e0::/48 into tailscale0 from table 52, ahead of main, so replies to a member
+    # there would go back into the tailnet (and Tailscale gives devices addresses there).
     link_cidr_v4: str = "169.254.64.0/18"
-    link_cidr_v6: str = "fd7a:115c:a1e0:ab12:4843::/80"
+    link_cidr_v6: str = "fd74:7769:7265::/80"
     exit_node_table: int = Field(default=7717, ge=1, le=2**31 - 1)
     # Part of every gateway's tailnet hostname (`tailwire-<cluster>-<group>-<node>`): set a
     # distinct one in each cluster that shares a tailnet (names.hostname_prefix says why).
@@ -117,6 +120,22 @@ class ClusterNetworkSettings(_Base):
                 f"cluster_name: {value!r} is not a lower-case DNS label of at most "
                 f"{_CLUSTER_NAME_MAX} characters (a-z, 0-9 and '-', not at either end)"
             )
+        return value
+
+    @field_validator("link_cidr_v4", "link_cidr_v6")
+    @classmethod
+    def _link_outside_tailnet(cls, value: str, info: ValidationInfo) -> str:
+        try:
+            network = ipaddress.ip_network(value, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"{info.field_name}: {value!r} is not a network: {exc}") from exc
+        for tailnet_range in ("100.64.0.0/10", "fd7a:115c:a1e0::/48"):
+            other = ipaddress.ip_network(tailnet_range)
+            if network.version == other.version and network.overlaps(other):
+                raise ValueError(
+                    f"{info.field_name}: {value} overlaps the tailnet range {tailnet_range}, "
+                    "which tailscaled routes into tailscale0 ahead of the members' links"
+                )
         return value
 
     @field_validator("cluster_cidrs")
@@ -179,6 +198,8 @@ class TailscaleSettings(_Base):
     """The default tailnet's control API (a TailscaleTailnet resource may name others)."""
 
     tailscale_api_url: str = "https://api.tailscale.com"
+    # The coordination server the default tailnet's gateways log in to; unset is Tailscale's.
+    tailscale_control_url: str | None = None
     tailscale_tailnet: str = "-"
     tailscale_oauth_client_id: str | None = None
     tailscale_oauth_client_secret: SecretStr | None = None

@@ -22,7 +22,7 @@ import nats.js.errors
 from faststream.nats import NatsBroker, NatsRouter, PullSub
 
 from tailwire.services.nodeagent import metrics, reconciling
-from tailwire.shared import bus, errors, permissions, subjects
+from tailwire.shared import bus, cancelling, errors, permissions, subjects
 from tailwire.shared.events import base, gateways, nodes
 
 log = logging.getLogger(__name__)
@@ -31,15 +31,22 @@ log = logging.getLogger(__name__)
 class Wiring:
     """The router, the consumers' reset on start, and the retry loop."""
 
-    def __init__(self, *, agent: reconciling.Agent, retry_interval: float = 10.0) -> None:
+    def __init__(
+        self,
+        *,
+        agent: reconciling.Agent,
+        retry_interval: float = 10.0,
+        exit_node_interval: float = 5.0,
+    ) -> None:
         self.agent = agent
         self.node = agent.options.node
         self.retry_interval = retry_interval
+        self.exit_node_interval = exit_node_interval
         self.router = NatsRouter()
         self.broker: NatsBroker | None = None
         self.hosted: set[str] = set()
         self.configs: dict[str, gateways.GatewayConfig] = {}
-        self._retrying: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
         # Pull fetches reply on this node's private inboxes (FastStream's default would be
         # `_INBOX.`, which a nodeagent confined by shared.permissions may not subscribe to).
         self.fetch_inbox_prefix = f"{permissions.inbox_prefix(self.node)}.".encode()
@@ -100,7 +107,8 @@ class Wiring:
         await self.publish_ack(ack)
         newly = {g.group for g in plan.gateways} - self.hosted
         self.hosted = {g.group for g in plan.gateways}
-        for group in sorted(newly):
+        renamed = {c.group for c in self.agent.stale_configs()} & self.hosted
+        for group in sorted(newly | renamed):
             if group in self.configs:
                 self.agent.apply_config_soon(self.configs[group], then=self.restate_ack)
 
@@ -127,16 +135,19 @@ class Wiring:
             self.agent.apply_config_soon(config, then=self.restate_ack)
 
     async def restate_ack(self, config: gateways.GatewayConfig) -> None:
-        """Re-publish the last ack with the gateway's new config hash (same generation, no
-        netlink writes), so the renderer sees which config each gateway runs."""
+        """Re-publish the last ack with the gateway's new config hash and exit node (same
+        generation, no netlink writes), so the renderer sees which config each gateway runs."""
+        await self.restate_gateways({config.group})
+
+    async def restate_gateways(self, groups: set[str]) -> None:
         ack = self.agent.last_ack
-        if ack is None or config.group not in {g.group for g in ack.gateways}:
+        if ack is None or not groups & {g.group for g in ack.gateways}:
             return
         restated = ack.model_copy(
             update={
                 "gateways": tuple(
-                    g.model_copy(update={"config_hash": config.hash})
-                    if g.group == config.group
+                    self.agent.gateway_result(g.group, ok=g.ok, error=g.error)
+                    if g.group in groups
                     else g
                     for g in ack.gateways
                 ),
@@ -149,6 +160,14 @@ class Wiring:
         )
         self.agent.last_ack = restated
         await self.publish_ack(restated)
+
+    async def refresh_exit_nodes(self) -> None:
+        """Resolve the exit nodes again every `exit_node_interval` (peers come and go)."""
+        while True:
+            await self.agent.sleep(self.exit_node_interval)
+            changed = await self.agent.refresh_exit_nodes()
+            if changed:
+                await self.restate_gateways(set(changed))
 
     async def retry_failures(self) -> None:
         """Re-apply the last plan while some pod or gateway failed (its netns may appear)."""
@@ -165,13 +184,14 @@ class Wiring:
                 log.warning("re-applying plan generation %d failed: %s", plan.generation, exc)
 
     async def start(self) -> None:
-        self._retrying = asyncio.create_task(self.retry_failures(), name="tailwire-retry")
+        self._tasks = [
+            asyncio.create_task(self.retry_failures(), name="tailwire-retry"),
+            asyncio.create_task(self.refresh_exit_nodes(), name="tailwire-exit-nodes"),
+        ]
 
     async def stop(self) -> None:
-        if self._retrying is not None:
-            self._retrying.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._retrying
+        await cancelling.cancel_and_wait(self._tasks)
+        self._tasks = []
         await self.agent.close()
 
 

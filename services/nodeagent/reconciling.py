@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TextIO
 
 from tailwire.services.nodeagent.adapters import localapi, namespaces, netlink
-from tailwire.services.nodeagent.domain import desiring, diffing, facts
+from tailwire.services.nodeagent.domain import desiring, diffing, facts, gatewayfile
 from tailwire.shared import cancelling, errors, ids
 from tailwire.shared.events import gateways, nodes
 from tailwire.shared.k8s import names
@@ -73,7 +73,12 @@ class Agent:
         self.last_ack: nodes.NodeAck | None = None
         self._lock = asyncio.Lock()
         self._known_gateways: dict[str, _Gateway] = {}
-        self._reloaded: dict[str, str] = {}  # group -> config hash tailscaled has
+        self._reloaded: dict[str, str] = {}  # group -> the renderer's hash tailscaled has
+        self._written: dict[str, str] = {}  # group -> hash of this node's file tailscaled has
+        self._inputs: dict[str, tuple[str, str | None]] = {}  # group -> (hash, hostname) done
+        self._configs: dict[str, gateways.GatewayConfig] = {}  # group -> last config applied
+        self._hostnames: dict[str, str] = {}  # group -> this node's gateway hostname (plan)
+        self._exit: dict[str, gatewayfile.ExitNode] = {}  # group -> exit node as resolved
         self._reloads: dict[str, asyncio.Task[None]] = {}
         # Members applied successfully, as desired then (pod uid -> desired state).
         self._settled: dict[str, desiring.MemberDesired] = {}
@@ -94,9 +99,35 @@ class Agent:
                 f"node: plan for {plan.node!r} reached the agent of {self.options.node!r}"
             )
         async with self._lock:
+            self._hostnames = {g.group: g.hostname for g in plan.gateways if g.hostname}
             ack = await asyncio.to_thread(self._apply, plan)
             self.last_plan, self.last_ack = plan, ack
             return ack
+
+    def stale_configs(self) -> list[gateways.GatewayConfig]:
+        """Applied configs whose node copy the last plan changed (a new hostname)."""
+        return [
+            config
+            for group, config in sorted(self._configs.items())
+            if self._inputs.get(group, ("", None))[1] != self._hostnames.get(group)
+        ]
+
+    def gateway_result(
+        self, group: str, *, ok: bool, error: str | None = None
+    ) -> nodes.GatewayResult:
+        """An ack's word on group's gateway: its config, hostname and exit node."""
+        exit_node = self._exit.get(group)
+        wanted = exit_node is not None and exit_node.wanted
+        return nodes.GatewayResult(
+            group=ids.GroupName(group),
+            ok=ok,
+            error=error,
+            config_hash=self._reloaded.get(group, ""),
+            hostname=self._hostnames.get(group),
+            exit_node=(exit_node.describe() or None) if exit_node and wanted else None,
+            exit_node_reason=(exit_node.reason or None) if exit_node and wanted else None,
+            exit_node_message=(exit_node.message or None) if exit_node and wanted else None,
+        )
 
     def _emit(self, session: netlink.Session, changes: list[facts.Change]) -> None:
         for change in changes:
@@ -211,21 +242,19 @@ class Agent:
         states: dict[str, facts.NamespaceState],
         failures: dict[str, str],
     ) -> nodes.GatewayResult:
-        group = ids.GroupName(desired.group)
-        applied = self._reloaded.get(desired.group, "")
         if desired.netns not in states:
             reason = failures.get(desired.netns, "netns unavailable")
-            return nodes.GatewayResult(group=group, ok=False, error=reason, config_hash=applied)
+            return self.gateway_result(desired.group, ok=False, error=reason)
         state = states[desired.netns]
         write = self.options.write_sysctls
         try:
             self._emit(session, diffing.diff_gateway(desired, state, write_sysctls=write))
         except errors.TailwireError as exc:
-            return nodes.GatewayResult(group=group, ok=False, error=str(exc), config_hash=applied)
+            return self.gateway_result(desired.group, ok=False, error=str(exc))
         wrong = None if write else diffing.sysctl_error(desired, state)
         if wrong is not None:
-            return nodes.GatewayResult(group=group, ok=False, error=wrong, config_hash=applied)
-        return nodes.GatewayResult(group=group, ok=True, config_hash=applied)
+            return self.gateway_result(desired.group, ok=False, error=wrong)
+        return self.gateway_result(desired.group, ok=True)
 
     def _apply_member(
         self,
@@ -256,6 +285,9 @@ class Agent:
                 pod_uid=desired.pod_uid,
             )
             member_state = session.read(desired.netns)
+            if diffing.reads_member_table(desired, member_state):
+                digest = session.nft_digest(desired.netns)
+                member_state = dataclasses.replace(member_state, nft_digest=digest)
             changes = diffing.diff_member(desired, gateway=states[gw_key], member=member_state)
             self._emit(session, changes)
         except errors.TailwireError as exc:
@@ -294,38 +326,74 @@ class Agent:
             )
         )
 
-    async def apply_config(self, config: gateways.GatewayConfig) -> int:
-        """Write the config and reload tailscaled if it changed; returns the reload calls."""
+    async def apply_config(self, config: gateways.GatewayConfig, *, refresh: bool = False) -> int:
+        """Write this node's copy of the config and reload tailscaled if the copy changed;
+        returns the reload calls. `refresh`: resolve the exit node again even if nothing
+        else changed (the gateway's peers may have)."""
         if gateways.config_hash(config.config) != config.hash:
             raise errors.MessageRejected(
                 f"hash: {config.hash!r} does not match the config of group {config.group!r}"
             )
-        if self._reloaded.get(config.group) == config.hash:
+        group = config.group
+        hostname = self._hostnames.get(group)
+        if not refresh and self._inputs.get(group) == (config.hash, hostname):
             return 0
         directory = self.config_dir(config)
         config_file = directory / names.GATEWAY_CONFIG_FILE
         socket = directory / names.GATEWAY_SOCKET_FILE
+        self._configs[group] = config
+        target = str(config.config.get("exitNode") or "")
+        peers = None
+        if target and not self.options.dry_run and socket.exists():
+            try:
+                peers = gatewayfile.peers_from_status(await localapi.status(socket))
+            except errors.TransientBackendError as exc:
+                log.info("gateway %s: no peers to resolve the exit node with: %s", group, exc)
+        exit_node = gatewayfile.resolve_exit_node(target, peers)
+        if exit_node.reason and exit_node != self._exit.get(group):
+            log.warning("gateway %s: %s", group, exit_node.message)
+        self._exit[group] = exit_node
+        local = gatewayfile.localize(config.config, hostname=hostname, exit_node=exit_node)
+        local_hash = gateways.config_hash(local)
+        self._inputs[group] = (config.hash, hostname)
+        if self._written.get(group) == local_hash:
+            self._reloaded[group] = config.hash
+            return 0
         if self.options.dry_run:
             print(
                 f"write {config_file} ({config.hash}); POST {localapi.RELOAD_PATH} via {socket}",
                 file=self.out,
             )
             return 0
-        changed = await asyncio.to_thread(localapi.write_config, config_file, config.config)
-        if not changed and config.group not in self._reloaded:
+        changed = await asyncio.to_thread(localapi.write_config, config_file, local)
+        if not changed and group not in self._written:
             # A restarted agent finds the file already current: tailscaled has it.
-            self._reloaded[config.group] = config.hash
+            self._written[group], self._reloaded[group] = local_hash, config.hash
             return 0
         if not socket.exists():
-            log.info(
-                "gateway %s is not running yet; it reads %s at start", config.group, config_file
-            )
-            self._reloaded[config.group] = config.hash
+            log.info("gateway %s is not running yet; it reads %s at start", group, config_file)
+            self._written[group], self._reloaded[group] = local_hash, config.hash
             return 0
         calls = await localapi.reload(socket, sleep=self.sleep)
-        self._reloaded[config.group] = config.hash
-        log.info("gateway %s reloaded config %s", config.group, config.hash)
+        self._written[group], self._reloaded[group] = local_hash, config.hash
+        log.info("gateway %s reloaded config %s (node copy %s)", group, config.hash, local_hash)
         return calls
+
+    async def refresh_exit_nodes(self) -> list[str]:
+        """Resolve every wanted exit node again; the groups whose resolution changed."""
+        changed = []
+        for group, config in sorted(self._configs.items()):
+            if not config.config.get("exitNode"):
+                continue
+            before = self._exit.get(group)
+            try:
+                await self.apply_config(config, refresh=True)
+            except (errors.TailwireError, OSError) as exc:
+                log.warning("gateway %s: refreshing its exit node failed: %s", group, exc)
+                continue
+            if self._exit.get(group) != before:
+                changed.append(group)
+        return changed
 
     def apply_config_soon(
         self,

@@ -32,6 +32,7 @@ def default_options() -> options.Options:
         exit_node_table=network.exit_node_table,
         cluster_name=network.cluster_name,
         gateway_image=settings.GatewaySettings().gateway_image,
+        control_url=settings.TailscaleSettings().tailscale_control_url,
     )
 
 

@@ -94,6 +94,14 @@ class GatewayResult(base.Frozen):
     ok: bool
     error: str | None = None
     config_hash: str = ""
+    # The device this node's gateway registers as (the plan's hostname, written into its file).
+    hostname: str | None = None
+    # The group's exit node as this gateway resolved it (`name (ip, id ...)`), or why not:
+    # `exit_node_reason` is ExitNodeNotFound, ExitNodeAmbiguous, ExitNodeNotOffered or
+    # GatewayNotRunning, with a message naming the target. None: no exit node wanted.
+    exit_node: str | None = None
+    exit_node_reason: str | None = None
+    exit_node_message: str | None = None
 
 
 class NodeAck(base.Event):

@@ -20,6 +20,10 @@ class Reason(enum.StrEnum):
     PENDING = "Pending"
     WAITING_FOR_KEY = "WaitingForKey"
     WAITING_FOR_NODES = "WaitingForNodes"
+    # the gateways' word on spec.exitNode (services/nodeagent/domain/gatewayfile.py)
+    EXIT_NODE_NOT_FOUND = "ExitNodeNotFound"
+    EXIT_NODE_AMBIGUOUS = "ExitNodeAmbiguous"
+    EXIT_NODE_NOT_OFFERED = "ExitNodeNotOffered"
     DELETING = "Deleting"
     # KeyReady
     KEY_ISSUED = "KeyIssued"

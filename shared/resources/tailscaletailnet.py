@@ -30,6 +30,10 @@ class TailscaleTailnetSpec(common.Spec):
     tailnet: str = "-"
     backend: Literal["tailscale", "headscale"] = "tailscale"
     api_url: str = Field(default="https://api.tailscale.com", alias="apiURL")
+    # The coordination server the gateways' tailscaled logs in to (`ServerURL` in its config).
+    # Unset: Tailscale's own for `backend: tailscale`, `apiURL` for `backend: headscale`
+    # (Headscale serves its API and the control protocol at one URL).
+    control_url: str | None = Field(default=None, alias="controlURL")
     # Secret with `client_id`/`client_secret` (Tailscale OAuth) or `api_key` (Headscale).
     oauth_secret_name: str = Field(min_length=1)
     oauth_secret_namespace: str | None = None
@@ -73,4 +77,13 @@ def check(tailnet: TailscaleTailnet) -> list[errors.Problem]:
         )
     if not spec.api_url.startswith(("https://", "http://")):
         problems.append(errors.Problem(field="spec.apiURL", message="must be an http(s) URL"))
+    if spec.control_url is not None and not spec.control_url.startswith(("https://", "http://")):
+        problems.append(errors.Problem(field="spec.controlURL", message="must be an http(s) URL"))
     return problems
+
+
+def control_url(spec: TailscaleTailnetSpec) -> str | None:
+    """The URL tailscaled logs in to for this tailnet; None is Tailscale's own."""
+    if spec.control_url:
+        return spec.control_url
+    return spec.api_url if spec.backend == "headscale" else None

@@ -117,7 +117,7 @@ def plan(
 def make_agent(tmp_path: Path, **overrides: object) -> reconciling.Agent:
     options = reconciling.Options(
         node=NODE,
-        link_ranges=("169.254.64.0/18", "fd7a:115c:a1e0:ab12:4843::/80"),
+        link_ranges=("169.254.64.0/18", "fd74:7769:7265::/80"),
         gateway_state_root=str(tmp_path / "gateways"),
         **overrides,  # type: ignore[arg-type]
     )

@@ -89,7 +89,7 @@ def test_payments_route_keeps_the_range_and_carves_out_the_cluster() -> None:
 def test_link_slots_are_distinct_and_stable_when_pods_join(
     uids: list[str], newcomers: list[str]
 ) -> None:
-    link_range = links.LinkRange(cidr_v4="169.254.0.0/16", cidr_v6="fd7a:115c:a1e0:ab12:4843::/80")
+    link_range = links.LinkRange(cidr_v4="169.254.0.0/16", cidr_v6="fd74:7769:7265::/80")
     first = link_range.assign(uids, previous={})
     assert len(set(first.values())) == len(first)
     assert link_range.forbidden == frozenset({(256 + 1) // 2})  # 169.254.1.1 lives in slot 128

@@ -3,8 +3,9 @@
 `write_config` replaces the file the gateway reads (`tailscaled --config=...`) atomically and
 says whether its content changed; `reload` calls `POST /localapi/v0/reload-config` over the
 socket, as the tailscale CLI does, and retries (with the injected sleep) until tailscaled
-answers `{"Reloaded": true}`. Nothing secret is written: the config only references the
-mounted authkey file. It must not restart any pod.
+answers `{"Reloaded": true}`; `status` reads its peers (to resolve the exit node). Nothing
+secret is written: the config only references the mounted authkey file. It must not restart
+any pod.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
 RELOAD_PATH = "/localapi/v0/reload-config"
+STATUS_PATH = "/localapi/v0/status"
 # tailscaled accepts LocalAPI requests for this host name only (no DNS-rebinding tricks).
 LOCALAPI_HOST = "local-tailscaled.sock"
 
@@ -57,17 +59,46 @@ def write_config(path: Path, config: dict[str, Any]) -> bool:
     return True
 
 
-async def reload_once(socket_path: Path, *, request_timeout: float = 5.0) -> None:
-    """One reload call; TransientBackendError unless tailscaled says `Reloaded`."""
+async def _call(
+    socket_path: Path, method: str, path: str, *, request_timeout: float
+) -> httpx.Response:
     # AF_UNIX paths stop at 108 bytes and state dirs of long group/tailnet names are longer:
     # reach the socket through a short /proc/self/fd path of its directory instead.
     dir_fd = os.open(socket_path.parent, os.O_PATH) if len(str(socket_path)) > 100 else None
     uds = f"/proc/self/fd/{dir_fd}/{socket_path.name}" if dir_fd is not None else str(socket_path)
+    transport = httpx.AsyncHTTPTransport(uds=uds)
     try:
-        response = await _post_reload(uds, request_timeout=request_timeout, label=socket_path)
+        async with httpx.AsyncClient(
+            transport=transport, base_url=f"http://{LOCALAPI_HOST}", timeout=request_timeout
+        ) as client:
+            try:
+                return await client.request(method, path, headers={"Sec-Tailscale": "localapi"})
+            except httpx.HTTPError as exc:
+                raise errors.TransientBackendError(f"LocalAPI {socket_path}: {exc!r}") from exc
     finally:
         if dir_fd is not None:
             os.close(dir_fd)
+
+
+async def status(socket_path: Path, *, request_timeout: float = 5.0) -> dict[str, Any]:
+    """tailscaled's `GET /localapi/v0/status` (its peers, its own addresses, its state)."""
+    response = await _call(socket_path, "GET", STATUS_PATH, request_timeout=request_timeout)
+    if response.status_code != 200:
+        raise errors.TransientBackendError(
+            f"LocalAPI {socket_path}: HTTP {response.status_code}: {response.text[:200]}"
+        )
+    try:
+        body = response.json()
+    except ValueError as exc:
+        raise errors.TransientBackendError(f"LocalAPI {socket_path}: not JSON") from exc
+    if not isinstance(body, dict):
+        raise errors.TransientBackendError(f"LocalAPI {socket_path}: status is not an object")
+    return body
+
+
+async def reload_once(socket_path: Path, *, request_timeout: float = 5.0) -> None:
+    """One reload call; TransientBackendError unless tailscaled says `Reloaded`."""
+    response = await _call(socket_path, "POST", RELOAD_PATH, request_timeout=request_timeout)
     if response.status_code != 200:
         raise errors.TransientBackendError(
             f"LocalAPI {socket_path}: HTTP {response.status_code}: {response.text[:200]}"
@@ -81,17 +112,6 @@ async def reload_once(socket_path: Path, *, request_timeout: float = 5.0) -> Non
         raise errors.TransientBackendError(
             f"LocalAPI {socket_path}: not reloaded: {reason or body!r}"
         )
-
-
-async def _post_reload(uds: str, *, request_timeout: float, label: Path) -> httpx.Response:
-    transport = httpx.AsyncHTTPTransport(uds=uds)
-    async with httpx.AsyncClient(
-        transport=transport, base_url=f"http://{LOCALAPI_HOST}", timeout=request_timeout
-    ) as client:
-        try:
-            return await client.post(RELOAD_PATH, headers={"Sec-Tailscale": "localapi"})
-        except httpx.HTTPError as exc:
-            raise errors.TransientBackendError(f"LocalAPI {label}: {exc!r}") from exc
 
 
 async def reload(

@@ -20,9 +20,11 @@ class Options:
     gateway_namespace: str = "tailwire-system"
     cluster_cidrs: tuple[str, ...] = ("10.244.0.0/16", "10.96.0.0/12")
     link_cidr_v4: str = "169.254.64.0/18"
-    link_cidr_v6: str = "fd7a:115c:a1e0:ab12:4843::/80"
+    link_cidr_v6: str = "fd74:7769:7265::/80"
     exit_node_table: int = nodes.DEFAULT_EXIT_NODE_TABLE
     mtu: int = nodes.DEFAULT_MTU
     gateway_image: str = DEFAULT_GATEWAY_IMAGE
     # Names the gateways' tailnet hostnames apart from other clusters' (settings.cluster_name).
     cluster_name: str = ""
+    # The default tailnet's coordination server (`ServerURL`); None is Tailscale's own.
+    control_url: str | None = None

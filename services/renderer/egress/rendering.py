@@ -13,12 +13,14 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import pydantic
+
 from tailwire.services.renderer import view as view_module
 from tailwire.services.renderer.egress import configs, groups, links, manifests, options, routes
-from tailwire.shared import ids
+from tailwire.shared import ids, subjects
 from tailwire.shared.events import base, cluster, gateways, keys, nodes
 from tailwire.shared.k8s import labels, names
-from tailwire.shared.resources import egressgroup
+from tailwire.shared.resources import egressgroup, tailscaletailnet
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -68,8 +70,8 @@ def key_request(
     )
 
 
-def gateway_config(group: groups.Group) -> gateways.GatewayConfig:
-    config = configs.tailscaled_config(group)
+def gateway_config(group: groups.Group, *, server_url: str | None = None) -> gateways.GatewayConfig:
+    config = configs.tailscaled_config(group, server_url=server_url)
     return gateways.GatewayConfig(
         group=ids.GroupName(group.name),
         tailnet=group.tailnet,
@@ -77,6 +79,27 @@ def gateway_config(group: groups.Group) -> gateways.GatewayConfig:
         config=config,
         hash=gateways.config_hash(config),
     )
+
+
+def control_urls(view: view_module.ClusterView) -> dict[str, str | None]:
+    """TailscaleTailnet name -> the coordination server its gateways log in to."""
+    found: dict[str, str | None] = {}
+    for snapshot in view.of_kind(subjects.Kind.TAILSCALETAILNET):
+        if snapshot.deleted:
+            continue
+        try:
+            spec = tailscaletailnet.TailscaleTailnetSpec.model_validate(snapshot.spec)
+        except pydantic.ValidationError:
+            continue  # its own status says why; the group's TailnetsReady too
+        found[snapshot.meta.name] = tailscaletailnet.control_url(spec)
+    return found
+
+
+def _server_url(
+    group: groups.Group, servers: Mapping[str, str | None], opts: options.Options
+) -> str | None:
+    assert group.spec is not None
+    return servers.get(group.spec.tailnet) if group.spec.tailnet else opts.control_url
 
 
 def _gateway_nodes(
@@ -136,8 +159,10 @@ def render_egress(
         gateway_namespace=opts.gateway_namespace,
     )
     node_labels = {n.meta.name: n.meta.labels for n in view.nodes()}
+    node_addresses = {n.meta.name: n.internal_ips for n in view.nodes()}
     link_range = links.LinkRange(cidr_v4=opts.link_cidr_v4, cidr_v6=opts.link_cidr_v6)
     gateway_pods = _gateway_pods(pods, namespace=opts.gateway_namespace)
+    servers = control_urls(view)
 
     results: dict[str, GroupResult] = {}
     by_node_members: dict[str, list[tuple[groups.Group, cluster.PodSnapshot]]] = {}
@@ -173,6 +198,7 @@ def render_egress(
             subnet_mode=group.spec.mode == "subnet",
             exit_node=group.spec.exit_node is not None,
             cluster_cidrs=opts.cluster_cidrs,
+            node_addresses=node_addresses,
         )
         results[group.name] = GroupResult(
             group=group,
@@ -181,7 +207,12 @@ def render_egress(
             decision=decision,
             gateway_nodes=gw_nodes,
             unwired=tuple(unwired),
-            config=gateway_config(group),
+            config=gateway_config(
+                group,
+                server_url=servers.get(group.spec.tailnet)
+                if group.spec.tailnet
+                else opts.control_url,
+            ),
         )
         out_manifests.append(manifests.config_map(group, gateway_nodes=gw_nodes, opts=opts))
         out_manifests.append(manifests.daemon_set(group, opts=opts))

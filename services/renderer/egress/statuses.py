@@ -102,6 +102,32 @@ def _node_state(
     return waiting, failures
 
 
+_EXIT_REASONS = {
+    "ExitNodeNotFound": conditions.Reason.EXIT_NODE_NOT_FOUND,
+    "ExitNodeAmbiguous": conditions.Reason.EXIT_NODE_AMBIGUOUS,
+    "ExitNodeNotOffered": conditions.Reason.EXIT_NODE_NOT_OFFERED,
+}
+
+
+def _exit_node_state(
+    *, result: rendering.GroupResult, acks: Mapping[str, nodes.NodeAck]
+) -> tuple[str | None, tuple[conditions.Reason, str] | None]:
+    """(the exit node the gateways resolved, the first problem a gateway reported).
+
+    A gateway that is not running yet has nothing to say (its node is still waiting)."""
+    resolved: str | None = None
+    for node in result.gateway_nodes:
+        ack = acks.get(node)
+        for gw in ack.gateways if ack is not None else ():
+            if gw.group != result.group.name:
+                continue
+            reason = _EXIT_REASONS.get(gw.exit_node_reason or "")
+            if reason is not None:
+                return gw.exit_node, (reason, f"{node}: {gw.exit_node_message}")
+            resolved = resolved or gw.exit_node
+    return resolved, None
+
+
 def group_status(
     *,
     result: rendering.GroupResult,
@@ -142,6 +168,10 @@ def group_status(
         )
     key_value, key_reason, key_message = _key_condition(group.name, key)
     waiting, failures = _node_state(result=result, plan_generations=plan_generations, acks=acks)
+    wants_exit = group.spec is not None and group.spec.exit_node is not None
+    resolved_exit, exit_problem = (
+        _exit_node_state(result=result, acks=acks) if wants_exit else (None, None)
+    )
     if group.deleting:
         ready = cond(
             conditions.Type.READY,
@@ -158,6 +188,8 @@ def group_status(
             conditions.Reason.WAITING_FOR_NODES,
             "waiting for nodes to apply the plan: " + ", ".join(waiting),
         )
+    elif exit_problem is not None:
+        ready = cond(conditions.Type.READY, "False", *exit_problem)
     else:
         members, gw_nodes = len(result.members), len(result.gateway_nodes)
         message = f"{members} member pod(s) through gateways on {gw_nodes} node(s)"
@@ -184,7 +216,8 @@ def group_status(
             matched_pods=len(result.members),
             gateway_nodes=list(result.gateway_nodes),
             gateway_hostnames=[configs.hostname_for(group, node=n) for n in result.gateway_nodes],
-            resolved_exit_node=spec.exit_node.target if spec.exit_node else None,
+            # What the gateways resolved (`name (ip, id ...)`), never the input repeated.
+            resolved_exit_node=resolved_exit,
             observed_generation=gen,
         ),
         conditions=conds,
