@@ -284,6 +284,12 @@ def test_the_renderer_applies_what_it_owns_and_writes_status(
     assert (
         _status(renderer, "PATCH", f"{configmaps}/rbac-owned", owned, params=params, **apply) == 201
     )
+    # That grant is what lets it through: the dnsupdater may create ConfigMaps here too, but
+    # not with a blocking owner reference to a group.
+    by_other = {**owned, "metadata": {**owned["metadata"], "name": "rbac-owned-by-other"}}
+    refused = clients["dnsupdater"].post(configmaps, json=by_other)
+    assert refused.status_code == 403
+    assert "cannot set blockOwnerDeletion" in refused.text, refused.text
     elsewhere = {**owned, "metadata": {"name": "rbac-owned", "namespace": OTHER_NS}}
     path_elsewhere = f"/api/v1/namespaces/{OTHER_NS}/configmaps/rbac-owned"
     assert _status(renderer, "PATCH", path_elsewhere, elsewhere, params=params, **apply) == 403
