@@ -260,7 +260,7 @@ def test_the_renderer_applies_what_it_owns_and_writes_status(
     assert _status(renderer, "GET", path) == 403  # it learns groups from the bus, not the API
     # Server-side apply creating a ConfigMap owned (blockOwnerDeletion) by the group: the
     # OwnerReferencesPermissionEnforcement plugin checks egressgroups/finalizers update.
-    owned = {
+    owned: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
