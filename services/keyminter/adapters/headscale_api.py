@@ -110,8 +110,12 @@ class HeadscaleClient:
             domain.Device(
                 id=str(n.get("id")),
                 hostname=str(n.get("name") or ""),
+                # `tags` since Headscale 0.28; forcedTags/validTags before it.
                 tags=tuple(
-                    str(t) for t in (n.get("forcedTags") or []) + (n.get("validTags") or [])
+                    str(t)
+                    for t in (n.get("tags") or [])
+                    + (n.get("forcedTags") or [])
+                    + (n.get("validTags") or [])
                 ),
             )
             for n in nodes
