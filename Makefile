@@ -53,8 +53,9 @@ check: lint typecheck imports
 
 test: setup check test-only
 
-test-only: venv
-	$(BIN)/pytest
+# The built peers come first on PATH, so tests that run `kubectl` use the pinned release's.
+test-only: venv peers
+	PATH="$(CURDIR)/.peers/bin:$$PATH" $(BIN)/pytest
 
 demo: setup
 	$(BIN)/tailwire demo

@@ -4,7 +4,6 @@ the NATS config is what shared.permissions generates; compose follows the Compos
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from importlib import resources
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 import yaml
 
 from tailwire.shared import permissions
+from tailwire.testing import peers
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -25,14 +25,10 @@ OVERLAYS = ["base", "overlays/dev", "overlays/ha", "overlays/tls"]
 FOREIGN_API_GROUPS = ("cert-manager.io/",)
 KUBERNETES_VERSION = "1.33"
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed"
-)
-
 
 def render(overlay: str) -> list[dict[str, Any]]:
     result = subprocess.run(
-        ["kubectl", "kustomize", str(DEPLOY / overlay)],
+        [peers.binary("kubectl"), "kustomize", str(DEPLOY / overlay)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from tailwire.shared import permissions
-from tests.deploy.test_deploy_manifests import DEPLOY, pytestmark, render  # noqa: F401
+from tests.deploy.test_deploy_manifests import DEPLOY, render
 
 COMPONENT = DEPLOY / "components" / "nats-tls"
 CERT_FILE, KEY_FILE = "/etc/nats-tls/tls.crt", "/etc/nats-tls/tls.key"

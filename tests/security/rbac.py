@@ -9,12 +9,13 @@ bound by a ClusterRoleBinding everywhere. Resource names are ignored (none are r
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tailwire.testing import peers
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "base"
 NAMESPACE = "tailwire-system"
@@ -29,9 +30,7 @@ class Grant:
 
 
 def render() -> list[dict[str, Any]]:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        raise RuntimeError("kubectl is needed to render deploy/base")
+    kubectl = peers.binary("kubectl")  # the pinned release's, built by `make peers`
     out = subprocess.run(
         [kubectl, "kustomize", str(DEPLOY)], capture_output=True, text=True, check=True
     ).stdout
