@@ -62,8 +62,9 @@ class MemberAssignment(base.Frozen):
     routes: tuple[str, ...]
     # Full tunnel through the group's exit node: default routes in `exit_node_table`.
     exit_node: bool = False
-    # Cluster CIDRs kept on the pod's own interface (rules to `main` ahead of the others)
-    # whenever a group route or the exit node covers them.
+    # Cluster CIDRs, then node addresses (InternalIPs, adjacent ones merged), kept on the pod's
+    # own interface (rules to `main` ahead of the others) whenever a group route or the exit
+    # node covers them.
     carve_outs: tuple[str, ...] = ()
 
 

@@ -72,6 +72,7 @@ def held(desired: desiring.MemberDesired) -> tuple[facts.NamespaceState, facts.N
         },
         routes=desired.routes,
         rules=desired.rules,
+        nft_digest=desired.digest,
     )
     return gw, pod
 
@@ -99,10 +100,32 @@ def test_exit_node_and_covering_routes_live_behind_the_carve_outs() -> None:
     tables = {r.dst: r.table for r in desired.routes}
     assert tables == {"100.64.0.0/10": 254, "10.0.0.0/8": 7717, "0.0.0.0/0": 7717, "::/0": 7717}
     assert sorted(str(r) for r in desired.rules) == [
+        "-4 pref 5205 fwmark 0x10000000/0x10000000 lookup main proto 77",
         "-4 pref 5210 to 10.244.0.0/16 lookup main proto 77",
         "-4 pref 5220 lookup 7717 proto 77",
+        "-6 pref 5205 fwmark 0x10000000/0x10000000 lookup main proto 77",
         "-6 pref 5220 lookup 7717 proto 77",
     ]
+    # Connections that came in on eth0 carry the mark: their replies skip table 7717.
+    assert desired.ruleset is not None
+    assert "ct mark set ct mark or 0x10000000" in desired.ruleset
+    assert "meta mark set meta mark or 0x10000000" in desired.ruleset
+
+
+def test_a_member_without_a_dedicated_table_marks_nothing_and_loses_old_marking() -> None:
+    (plain,) = desired_member(member("a", 1))
+    assert (plain.ruleset, plain.digest) == (None, None)
+    (marked,) = desired_member(member("a", 1, exit_node=True, carve_outs=("10.96.0.0/12",)))
+    gw, pod = held(marked)
+    assert diffing.reads_member_table(marked, facts.NamespaceState())
+    assert not diffing.reads_member_table(plain, facts.NamespaceState())
+    assert diffing.reads_member_table(plain, pod)  # our reply rule is still there
+    kinds = [type(c).__name__ for c in diffing.diff_member(plain, gateway=gw, member=pod)]
+    assert kinds.count("DeleteRule") == 5
+    assert "DeleteNftables" in kinds
+    link = gw.links[marked.link]
+    removal = diffing.diff_removal(gateway_netns="gw", link=link, member_netns="pod-a", member=pod)
+    assert [type(c).__name__ for c in removal][-2:] == ["DeleteNftables", "DeleteLink"]
 
 
 def test_refusals_name_the_reason_and_spare_the_others() -> None:

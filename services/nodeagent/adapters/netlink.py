@@ -26,6 +26,7 @@ from tailwire.services.nodeagent.domain import facts
 from tailwire.shared import errors
 
 IFA_F_NODAD = 0x02
+_FULL_MASK = 0xFFFFFFFF
 _FAMILY = {4: socket.AF_INET, 6: socket.AF_INET6}
 _VERSION = {socket.AF_INET: 4, socket.AF_INET6: 6}
 
@@ -158,15 +159,22 @@ class Session:
             gateway=msg.get("gateway"),
         )
 
+    def nft_digest(self, key: str) -> str | None:
+        """The digest of our nftables table in a namespace already read, or None."""
+        return nftables.read_digest(self.paths[key])
+
     @staticmethod
     def _rule(msg: Any) -> facts.Rule:
         dst = msg.get("dst")
+        fwmark, fwmask = msg.get("fwmark"), msg.get("fwmask")
         return facts.Rule(
             family=_VERSION[msg["family"]],
             priority=msg.get("priority") or 0,
             table=msg.get("table") or msg["table"],
             dst=str(ipaddress.ip_network(f"{dst}/{msg['dst_len']}")) if dst else None,
-            fwmark=msg.get("fwmark"),
+            fwmark=fwmark,
+            # The kernel reports the full mask of a plain `fwmark N`: that is no mask.
+            fwmask=None if fwmark is None or fwmask in (None, _FULL_MASK) else fwmask,
         )
 
     # --- writing --------------------------------------------------------------------------
@@ -262,11 +270,15 @@ class Session:
                     spec["dst_len"] = network.prefixlen
                 if rule.fwmark is not None:
                     spec["fwmark"] = rule.fwmark
+                if rule.fwmask is not None:
+                    spec["fwmask"] = rule.fwmask
                 verb = "add" if isinstance(change, facts.AddRule) else "del"
                 self.ipr(ns).rule(verb, **spec)
             case facts.SetSysctl():
                 namespaces.write_sysctl(self.paths[ns], change.key, change.value)
             case facts.ReplaceNftables():
                 nftables.replace(self.paths[ns], change.ruleset)
+            case facts.DeleteNftables():
+                nftables.delete(self.paths[ns])
             case _:
                 raise errors.DatapathError(f"unknown change {change!r}")

@@ -47,3 +47,8 @@ def replace(path: str, ruleset: str) -> None:
     result = _nft(path, ["-f", "-"], stdin=ruleset)
     if result.returncode != 0:
         raise errors.DatapathError(f"nft -f in {path}: {result.stderr.strip()}")
+
+
+def delete(path: str) -> None:
+    """Remove our table; one that is already gone is fine (declared, then deleted)."""
+    replace(path, f"table inet {facts.NFT_TABLE}\ndelete table inet {facts.NFT_TABLE}\n")

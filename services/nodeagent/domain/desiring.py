@@ -2,8 +2,11 @@
 
 `desire` refuses a member with a reason (a link-address collision, an address outside the
 link range, a route inside a cluster CIDR, no gateway for its group) without touching the
-others. Routes that cover a cluster CIDR go to the dedicated table behind carve-out rules,
-like the exit node's default routes. Pure; no I/O.
+others. Routes that cover a carve-out (a cluster CIDR, a node address) go to the dedicated
+table behind carve-out rules, like the exit node's default routes. A member with that table
+also gets an nftables table and a rule that answer connections which came in on the pod's own
+interface through `main` (so through that interface), whatever the dedicated table says: a
+kubelet probe from a node address that is in no carve-out still gets its reply. Pure; no I/O.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ class MemberDesired:
     rules: frozenset[facts.Rule]
     # Why this member cannot be stitched (nothing is written for it), or None.
     refused: str | None = None
+    # The member's nftables table (reply marking) and its digest; None: it has none.
+    ruleset: str | None = None
+    digest: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -67,6 +73,19 @@ def netns_key(*, netns: str | None, pod_uid: str | None, group: str = "") -> str
     return f"gateway:{group}"
 
 
+def _table(body: str) -> tuple[str, str]:
+    """Our nftables table around `body` (replaced atomically) and the digest it carries."""
+    digest = "sha256:" + hashlib.sha256(body.encode()).hexdigest()[:24]
+    ruleset = (
+        f"table inet {facts.NFT_TABLE}\n"
+        f"delete table inet {facts.NFT_TABLE}\n"
+        f"table inet {facts.NFT_TABLE} {{\n"
+        f'  comment "tailwire {digest}"\n'
+        f"{body}}}\n"
+    )
+    return ruleset, digest
+
+
 def render_ruleset(*, fwmark: int) -> tuple[str, str]:
     """The gateway's nftables table (replaced atomically) and the digest it carries."""
     body = (
@@ -79,15 +98,28 @@ def render_ruleset(*, fwmark: int) -> tuple[str, str]:
         f'    oifname "{facts.TAILNET_LINK}" meta mark {fwmark:#x} masquerade\n'
         "  }\n"
     )
-    digest = "sha256:" + hashlib.sha256(body.encode()).hexdigest()[:24]
-    ruleset = (
-        f"table inet {facts.NFT_TABLE}\n"
-        f"delete table inet {facts.NFT_TABLE}\n"
-        f"table inet {facts.NFT_TABLE} {{\n"
-        f'  comment "tailwire {digest}"\n'
-        f"{body}}}\n"
+    return _table(body)
+
+
+def render_member_ruleset() -> tuple[str, str]:
+    """A member's table: a connection whose first packet came in on any interface but `ts0`
+    (and `lo`) carries `REPLY_MARK` in its conntrack mark; the pod's own packets of such a
+    connection get it as their mark, and the `output` route hook routes them again with it,
+    so the reply rule (`fwmark REPLY_MARK lookup main`) answers through the interface the
+    connection came in on. Only that bit of either mark is ever set."""
+    mark = f"{facts.REPLY_MARK:#x}"
+    body = (
+        "  chain reply_marking {\n"
+        "    type filter hook prerouting priority mangle; policy accept;\n"
+        f'    iifname != {{ "lo", "{facts.MEMBER_LINK}" }} ct state new '
+        f"ct mark set ct mark or {mark}\n"
+        "  }\n"
+        "  chain reply_routing {\n"
+        "    type route hook output priority mangle; policy accept;\n"
+        f"    ct mark & {mark} == {mark} meta mark set meta mark or {mark}\n"
+        "  }\n"
     )
-    return ruleset, digest
+    return _table(body)
 
 
 def _desire_gateway(assignment: nodes.GatewayAssignment) -> GatewayDesired:
@@ -189,6 +221,15 @@ def _member_routes(
     rules: set[facts.Rule] = set()
     for family in table_families:
         rules.add(facts.Rule(family=family, priority=facts.EXIT_RULE_PRIORITY, table=exit_table))
+        rules.add(
+            facts.Rule(
+                family=family,
+                priority=facts.REPLY_RULE_PRIORITY,
+                table=facts.MAIN_TABLE,
+                fwmark=facts.REPLY_MARK,
+                fwmask=facts.REPLY_MARK,
+            )
+        )
         for carve in carve_outs:
             if carve.version == family:
                 rules.add(
@@ -205,6 +246,7 @@ def _member_routes(
 def desire(plan: nodes.NodePlan, *, link_ranges: tuple[str, ...] = ()) -> Desired:
     """The facts every namespace of the plan should hold; bad members are refused alone."""
     gateways = {g.group: _desire_gateway(g) for g in plan.gateways}
+    member_ruleset = render_member_ruleset()
     members: list[MemberDesired] = []
     taken: dict[tuple[str, str], str] = {}  # (gateway netns, subnet) -> pod UID
     for member in sorted(plan.members, key=lambda m: m.pod_uid):
@@ -228,6 +270,7 @@ def desire(plan: nodes.NodePlan, *, link_ranges: tuple[str, ...] = ()) -> Desire
                 exit_table=plan.exit_node_table,
             )
         link = facts.gateway_link_name(member.pod_uid)
+        ruleset, digest = member_ruleset if rules else (None, None)
         members.append(
             MemberDesired(
                 pod_uid=member.pod_uid,
@@ -247,6 +290,8 @@ def desire(plan: nodes.NodePlan, *, link_ranges: tuple[str, ...] = ()) -> Desire
                 routes=routes,
                 rules=rules,
                 refused=refused,
+                ruleset=ruleset,
+                digest=digest,
             )
         )
     return Desired(gateways=tuple(gateways.values()), members=tuple(members))

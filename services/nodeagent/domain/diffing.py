@@ -176,6 +176,14 @@ def diff_member(
     )
     route_del, route_add = _set_diff(netns=pod_ns, desired=desired.routes, actual=pod_routes)
     rule_del, rule_add = _set_diff(netns=pod_ns, desired=desired.rules, actual=member.rules)
+    table: list[facts.Change] = []
+    if desired.ruleset is not None and desired.digest != member.nft_digest:
+        assert desired.digest is not None
+        table.append(
+            facts.ReplaceNftables(netns=pod_ns, ruleset=desired.ruleset, digest=desired.digest)
+        )
+    elif desired.ruleset is None and member.nft_digest is not None:
+        table.append(facts.DeleteNftables(netns=pod_ns))
     return [
         *rule_del,
         *route_del,
@@ -185,8 +193,19 @@ def diff_member(
         *gw_add,
         *pod_add,
         *route_add,
+        *table,
         *rule_add,
     ]
+
+
+def reads_member_table(desired: desiring.MemberDesired, member: facts.NamespaceState) -> bool:
+    """Whether the member's nftables table matters: it should have one, or holds our reply
+    rule (the table goes with it). Saves an `nft` run per member that has neither."""
+    return desired.ruleset is not None or _marks_replies(member)
+
+
+def _marks_replies(member: facts.NamespaceState) -> bool:
+    return any(rule.fwmark == facts.REPLY_MARK for rule in member.rules)
 
 
 def stale_links(
@@ -215,11 +234,14 @@ def diff_removal(
     member_netns: str | None,
     member: facts.NamespaceState | None,
 ) -> list[facts.Change]:
-    """Remove a departed pod: our rules in its netns (if it still exists), then the veth."""
+    """Remove a departed pod: our rules and reply marking in its netns (if it still exists),
+    then the veth."""
     changes: list[facts.Change] = []
     if member is not None and member_netns is not None:
         changes.extend(
             facts.DeleteRule(netns=member_netns, rule=r) for r in sorted(member.rules, key=str)
         )
+        if _marks_replies(member):
+            changes.append(facts.DeleteNftables(netns=member_netns))
     changes.append(facts.DeleteLink(netns=gateway_netns, name=link.name))
     return changes

@@ -22,9 +22,14 @@ ALIAS_PREFIX = "tailwire pod="
 PROTOCOL = 77
 MAIN_TABLE = 254
 GATEWAY_RULE_PRIORITY = 5200
+# In a member netns with a dedicated table: replies to connections that came in on the pod's
+# own interface (conntrack mark, `desiring.render_member_ruleset`) look up main first.
+REPLY_RULE_PRIORITY = 5205
 CARVE_OUT_PRIORITY = 5210
 EXIT_RULE_PRIORITY = 5220
 NFT_TABLE = "tailwire"
+# The one bit of the conntrack and packet marks a member's table uses (others keep theirs).
+REPLY_MARK = 0x10000000
 # The gateway's sysctls as paths under /proc/sys (`net/ipv4/ip_forward`).
 GATEWAY_SYSCTLS: Mapping[str, str] = {
     key.replace(".", "/"): value for key, value in names.GATEWAY_SYSCTLS.items()
@@ -89,10 +94,12 @@ class Rule:
     table: int
     dst: str | None = None
     fwmark: int | None = None
+    fwmask: int | None = None  # None: the whole mark must equal `fwmark`
 
     def __str__(self) -> str:
         match = f" to {self.dst}" if self.dst else ""
-        mark = f" fwmark {self.fwmark:#x}" if self.fwmark is not None else ""
+        mask = f"/{self.fwmask:#x}" if self.fwmask is not None else ""
+        mark = f" fwmark {self.fwmark:#x}{mask}" if self.fwmark is not None else ""
         table = "main" if self.table == MAIN_TABLE else str(self.table)
         return f"-{self.family} pref {self.priority}{match}{mark} lookup {table} proto {PROTOCOL}"
 
@@ -233,3 +240,11 @@ class ReplaceNftables(Change):
 
     def describe(self) -> str:
         return f"ip netns exec {self.netns} nft -f - <<EOF\n{self.ruleset}EOF"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DeleteNftables(Change):
+    """Remove our table (absent is fine)."""
+
+    def describe(self) -> str:
+        return f"ip netns exec {self.netns} nft delete table inet {NFT_TABLE}"
