@@ -137,16 +137,20 @@ class Wiring:
     async def restate_ack(self, config: gateways.GatewayConfig) -> None:
         """Re-publish the last ack with the gateway's new config hash and exit node (same
         generation, no netlink writes), so the renderer sees which config each gateway runs."""
-        await self.restate_gateways({config.group})
+        await self.restate_gateways({config.group}, hashes={config.group: config.hash})
 
-    async def restate_gateways(self, groups: set[str]) -> None:
+    async def restate_gateways(
+        self, groups: set[str], *, hashes: dict[str, str] | None = None
+    ) -> None:
         ack = self.agent.last_ack
         if ack is None or not groups & {g.group for g in ack.gateways}:
             return
         restated = ack.model_copy(
             update={
                 "gateways": tuple(
-                    self.agent.gateway_result(g.group, ok=g.ok, error=g.error)
+                    self.agent.gateway_result(
+                        g.group, ok=g.ok, error=g.error, config_hash=(hashes or {}).get(g.group)
+                    )
                     if g.group in groups
                     else g
                     for g in ack.gateways

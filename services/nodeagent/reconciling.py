@@ -113,7 +113,7 @@ class Agent:
         ]
 
     def gateway_result(
-        self, group: str, *, ok: bool, error: str | None = None
+        self, group: str, *, ok: bool, error: str | None = None, config_hash: str | None = None
     ) -> nodes.GatewayResult:
         """An ack's word on group's gateway: its config, hostname and exit node."""
         exit_node = self._exit.get(group)
@@ -122,7 +122,7 @@ class Agent:
             group=ids.GroupName(group),
             ok=ok,
             error=error,
-            config_hash=self._reloaded.get(group, ""),
+            config_hash=config_hash or self._reloaded.get(group, ""),
             hostname=self._hostnames.get(group),
             exit_node=(exit_node.describe() or None) if exit_node and wanted else None,
             exit_node_reason=(exit_node.reason or None) if exit_node and wanted else None,

@@ -14,7 +14,7 @@ LINKS = links.LinkRange(
     cidr_v4=options.Options().link_cidr_v4, cidr_v6=options.Options().link_cidr_v6
 )
 
-LINK_RANGES = ("169.254.64.0/18", "fd7a:115c:a1e0:ab12:4843::/80")
+LINK_RANGES = ("169.254.64.0/18", "fd74:7769:7265::/80")
 
 
 def member(uid: str, index: int, **update: object) -> nodes.MemberAssignment:
@@ -82,7 +82,7 @@ def test_tailnet_ranges_go_via_the_gateway_in_main() -> None:
     assert desired.refused is None
     assert {(r.table, r.dst, r.gateway) for r in desired.routes} == {
         (facts.MAIN_TABLE, "100.64.0.0/10", "169.254.64.2"),
-        (facts.MAIN_TABLE, "fd7a:115c:a1e0::/48", "fd7a:115c:a1e0:ab12:4843::2"),
+        (facts.MAIN_TABLE, "fd7a:115c:a1e0::/48", "fd74:7769:7265::2"),
     }
     assert desired.rules == frozenset()
 
@@ -229,3 +229,15 @@ def test_a_ts0_of_the_pods_own_is_never_replaced() -> None:
     )
     with pytest.raises(errors.DatapathError, match="did not create"):
         diffing.diff_member(desired, gateway=facts.NamespaceState(), member=own)
+
+
+def test_replies_to_members_look_up_main_ahead_of_tailscaleds_table() -> None:
+    """With an exit node and no LAN access, tailscaled routes every local subnet (the members'
+    links too) into tailscale0 from table 52 (rule 5270); seen on real tailscaled v1.102.5."""
+    (gateway,) = desiring.desire(plan(), link_ranges=LINK_RANGES).gateways
+    links = {str(r) for r in gateway.rules if r.priority == facts.MEMBER_LINKS_PRIORITY}
+    assert links == {
+        "-4 pref 5190 to 169.254.64.0/18 lookup main proto 77",
+        "-6 pref 5190 to fd74:7769:7265::/80 lookup main proto 77",
+    }
+    assert facts.MEMBER_LINKS_PRIORITY < facts.GATEWAY_RULE_PRIORITY < 5210  # tailscaled's first

@@ -122,7 +122,9 @@ def render_member_ruleset() -> tuple[str, str]:
     return _table(body)
 
 
-def _desire_gateway(assignment: nodes.GatewayAssignment) -> GatewayDesired:
+def _desire_gateway(
+    assignment: nodes.GatewayAssignment, *, link_ranges: tuple[str, ...] = ()
+) -> GatewayDesired:
     ruleset, digest = render_ruleset(fwmark=assignment.fwmark)
     routes = {
         facts.Route(table=facts.MAIN_TABLE, dst=nodes.CGNAT_V4, dev=facts.TAILNET_LINK),
@@ -138,6 +140,14 @@ def _desire_gateway(assignment: nodes.GatewayAssignment) -> GatewayDesired:
             fwmark=assignment.fwmark,
         )
         for family in (4, 6)
+    } | {
+        facts.Rule(
+            family=_net(cidr).version,
+            priority=facts.MEMBER_LINKS_PRIORITY,
+            table=facts.MAIN_TABLE,
+            dst=str(_net(cidr)),
+        )
+        for cidr in link_ranges
     }
     return GatewayDesired(
         group=assignment.group,
@@ -245,7 +255,7 @@ def _member_routes(
 
 def desire(plan: nodes.NodePlan, *, link_ranges: tuple[str, ...] = ()) -> Desired:
     """The facts every namespace of the plan should hold; bad members are refused alone."""
-    gateways = {g.group: _desire_gateway(g) for g in plan.gateways}
+    gateways = {g.group: _desire_gateway(g, link_ranges=link_ranges) for g in plan.gateways}
     member_ruleset = render_member_ruleset()
     members: list[MemberDesired] = []
     taken: dict[tuple[str, str], str] = {}  # (gateway netns, subnet) -> pod UID

@@ -21,6 +21,11 @@ ALIAS_PREFIX = "tailwire pod="
 # rtnetlink protocol of every route and rule we own (`ip route ... proto 77`).
 PROTOCOL = 77
 MAIN_TABLE = 254
+# In a gateway netns: replies to members (their link range) look up main, where each member's
+# veth is, ahead of everything tailscaled adds (5210..5270). With an exit node and no LAN
+# access tailscaled routes every local subnet, the members' links among them, into
+# tailscale0 from table 52: without this rule a member's replies would go back to the tailnet.
+MEMBER_LINKS_PRIORITY = 5190
 GATEWAY_RULE_PRIORITY = 5200
 # In a member netns with a dedicated table: replies to connections that came in on the pod's
 # own interface (conntrack mark, `desiring.render_member_ruleset`) look up main first.
