@@ -4,9 +4,6 @@ with a CNI-like `eth0`, and plans that stitch them."""
 from __future__ import annotations
 
 import dataclasses
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,14 +41,6 @@ class Topology:
         self.factory.add_address(netns=pod, link="eth0", address=f"10.244.1.{index}/24")
         self.factory.add_route(netns=pod, destination="0.0.0.0/0", link="eth0", via="10.244.1.254")
         return pod
-
-
-@pytest.fixture
-def short_root() -> Iterator[Path]:
-    """A short temp dir: unix socket paths must stay under 108 bytes (pytest's are long)."""
-    root = Path(tempfile.mkdtemp(prefix="twna-", dir="/tmp"))
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tailwire.testing import netns, tailnet
-
-
-@pytest.fixture
-def short_root() -> Iterator[Path]:
-    """A short temp dir: unix socket paths must stay under 108 bytes (pytest's are long)."""
-    root = Path(tempfile.mkdtemp(prefix="twrp-", dir="/tmp"))
-    yield root
-    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

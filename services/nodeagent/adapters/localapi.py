@@ -80,9 +80,11 @@ async def _call(
             os.close(dir_fd)
 
 
-async def status(socket_path: Path, *, request_timeout: float = 5.0) -> dict[str, Any]:
-    """tailscaled's `GET /localapi/v0/status` (its peers, its own addresses, its state)."""
-    response = await _call(socket_path, "GET", STATUS_PATH, request_timeout=request_timeout)
+async def _json(
+    socket_path: Path, method: str, path: str, *, request_timeout: float
+) -> dict[str, Any]:
+    """A LocalAPI call's JSON object; TransientBackendError for anything else."""
+    response = await _call(socket_path, method, path, request_timeout=request_timeout)
     if response.status_code != 200:
         raise errors.TransientBackendError(
             f"LocalAPI {socket_path}: HTTP {response.status_code}: {response.text[:200]}"
@@ -92,25 +94,21 @@ async def status(socket_path: Path, *, request_timeout: float = 5.0) -> dict[str
     except ValueError as exc:
         raise errors.TransientBackendError(f"LocalAPI {socket_path}: not JSON") from exc
     if not isinstance(body, dict):
-        raise errors.TransientBackendError(f"LocalAPI {socket_path}: status is not an object")
+        raise errors.TransientBackendError(f"LocalAPI {socket_path}: {body!r} is not an object")
     return body
+
+
+async def status(socket_path: Path, *, request_timeout: float = 5.0) -> dict[str, Any]:
+    """tailscaled's `GET /localapi/v0/status` (its peers, its own addresses, its state)."""
+    return await _json(socket_path, "GET", STATUS_PATH, request_timeout=request_timeout)
 
 
 async def reload_once(socket_path: Path, *, request_timeout: float = 5.0) -> None:
     """One reload call; TransientBackendError unless tailscaled says `Reloaded`."""
-    response = await _call(socket_path, "POST", RELOAD_PATH, request_timeout=request_timeout)
-    if response.status_code != 200:
+    body = await _json(socket_path, "POST", RELOAD_PATH, request_timeout=request_timeout)
+    if body.get("Reloaded") is not True:
         raise errors.TransientBackendError(
-            f"LocalAPI {socket_path}: HTTP {response.status_code}: {response.text[:200]}"
-        )
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise errors.TransientBackendError(f"LocalAPI {socket_path}: not JSON") from exc
-    if not (isinstance(body, dict) and body.get("Reloaded") is True):
-        reason = body.get("Err") if isinstance(body, dict) else None
-        raise errors.TransientBackendError(
-            f"LocalAPI {socket_path}: not reloaded: {reason or body!r}"
+            f"LocalAPI {socket_path}: not reloaded: {body.get('Err') or body!r}"
         )
 
 
