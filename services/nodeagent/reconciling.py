@@ -79,6 +79,7 @@ class Agent:
         self._configs: dict[str, gateways.GatewayConfig] = {}  # group -> last config applied
         self._hostnames: dict[str, str] = {}  # group -> this node's gateway hostname (plan)
         self._exit: dict[str, gatewayfile.ExitNode] = {}  # group -> exit node as resolved
+        self._routes: dict[str, tuple[str, ...]] = {}  # group -> routes it accepted
         self._reloads: dict[str, asyncio.Task[None]] = {}
         # Members applied successfully, as desired then (pod uid -> desired state).
         self._settled: dict[str, desiring.MemberDesired] = {}
@@ -127,6 +128,7 @@ class Agent:
             exit_node=(exit_node.describe() or None) if exit_node and wanted else None,
             exit_node_reason=(exit_node.reason or None) if exit_node and wanted else None,
             exit_node_message=(exit_node.message or None) if exit_node and wanted else None,
+            tailnet_routes=self._routes.get(group, ()),
         )
 
     def _emit(self, session: netlink.Session, changes: list[facts.Change]) -> None:
@@ -344,7 +346,8 @@ class Agent:
         self._configs[group] = config
         target = str(config.config.get("exitNode") or "")
         peers = None
-        if target and not self.options.dry_run and socket.exists():
+        follows = bool(target) or config.config.get("acceptRoutes") is True
+        if follows and not self.options.dry_run and socket.exists():
             try:
                 peers = gatewayfile.peers_from_status(await localapi.status(socket))
             except errors.TransientBackendError as exc:
@@ -353,6 +356,8 @@ class Agent:
         if exit_node.reason and exit_node != self._exit.get(group):
             log.warning("gateway %s: %s", group, exit_node.message)
         self._exit[group] = exit_node
+        if peers is not None or config.config.get("acceptRoutes") is not True:
+            self._routes[group] = gatewayfile.accepted_routes(config.config, peers)
         local = gatewayfile.localize(config.config, hostname=hostname, exit_node=exit_node)
         local_hash = gateways.config_hash(local)
         self._inputs[group] = (config.hash, hostname)
@@ -380,18 +385,19 @@ class Agent:
         return calls
 
     async def refresh_exit_nodes(self) -> list[str]:
-        """Resolve every wanted exit node again; the groups whose resolution changed."""
+        """Read every gateway that follows its peers (an exit node to resolve, routes to
+        accept) again; the groups whose exit node or accepted routes changed."""
         changed = []
         for group, config in sorted(self._configs.items()):
-            if not config.config.get("exitNode"):
+            if not (config.config.get("exitNode") or config.config.get("acceptRoutes") is True):
                 continue
-            before = self._exit.get(group)
+            before = (self._exit.get(group), self._routes.get(group))
             try:
                 await self.apply_config(config, refresh=True)
             except (errors.TailwireError, OSError) as exc:
                 log.warning("gateway %s: refreshing its exit node failed: %s", group, exc)
                 continue
-            if self._exit.get(group) != before:
+            if (self._exit.get(group), self._routes.get(group)) != before:
                 changed.append(group)
         return changed
 

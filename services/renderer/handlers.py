@@ -304,7 +304,14 @@ class Renderer:
 
     async def reconcile(self) -> None:
         result = rendering.render_egress(
-            view=self.view, opts=self.opts, previous=self.published.plans
+            view=self.view,
+            opts=self.opts,
+            previous=self.published.plans,
+            gateway_routes={
+                (ack.node, gw.group): gw.tailnet_routes
+                for ack in self.acks.values()
+                for gw in ack.gateways
+            },
         )
         decision = outputs.decide(
             result=result,

@@ -103,6 +103,9 @@ class GatewayResult(base.Frozen):
     exit_node: str | None = None
     exit_node_reason: str | None = None
     exit_node_message: str | None = None
+    # The subnet routes this gateway accepted from the tailnet (peers' primary routes, when
+    # the group has acceptRoutes), sorted; the renderer routes the node's members to them.
+    tailnet_routes: tuple[str, ...] = ()
 
 
 class NodeAck(base.Event):

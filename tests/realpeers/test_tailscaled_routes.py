@@ -63,6 +63,36 @@ async def test_subnet_route_containing_the_cluster_cidr_reaches_the_host_behind_
     assert "dev ts0" in route, route
 
 
+async def test_routes_the_gateway_accepts_reach_its_members(
+    real_tailnet: tailnet.Tailnet, netns_factory: netns.NetnsFactory, short_root: Path
+) -> None:
+    """Issue 14, item 9: a plain group (no spec.routes, acceptRoutes by default) whose gateway
+    accepts a peer's subnet route routes its members there too, as soon as the agent's ack
+    says so; before, members reached only CGNAT and the ULA."""
+    router = real_tailnet.peer("router", advertise_routes=["10.1.0.0/16"])
+    real_tailnet.host_behind(router, address=f"{SUBNET_HOST}/16")
+    node = egress.Node(net=real_tailnet, factory=netns_factory, root=short_root)
+    member = node.pod("api-0")
+    gateway = await node.start_gateway(authkey=await egress.mint_key(real_tailnet.control))
+    gateway.wait_peer(lambda p: "10.1.0.0/16" in (p.get("PrimaryRoutes") or []))
+    assert not ping(netns_factory, source=member.netns, address=SUBNET_HOST, within=2)
+
+    assert await node.agent.refresh_exit_nodes() == [egress.GROUP]
+    said = node.agent.gateway_result(egress.GROUP, ok=True)
+    assert said.tailnet_routes == ("10.1.0.0/16",)
+    await node.reconcile(generation=3)  # the renderer follows the ack
+    (planned,) = node.agent.last_plan.members if node.agent.last_plan else ()
+    assert "10.1.0.0/16" in planned.routes
+    assert ping(netns_factory, source=member.netns, address=SUBNET_HOST), real_tailnet.diagnostics()
+    # acceptRoutes off: the gateway stops taking the route, and so do the members.
+    node.set_spec(acceptRoutes=False)
+    await node.reconcile(generation=4)
+    assert node.agent.gateway_result(egress.GROUP, ok=True).tailnet_routes == ()
+    await node.reconcile(generation=5)
+    route = netns_factory.run(["ip", "route", "get", SUBNET_HOST], netns=member.netns).stdout
+    assert "dev ts0" not in route, route
+
+
 async def test_exit_node_by_magicdns_name_and_by_ip_with_status_and_clearing(
     real_tailnet: tailnet.Tailnet, netns_factory: netns.NetnsFactory, short_root: Path
 ) -> None:

@@ -9,6 +9,8 @@ The renderer publishes one config per group. Two fields differ per node and per 
   never matches and members' default route would go nowhere. The gateway's own peers (its
   LocalAPI status) say which device the name means; the file gets that device's StableNodeID,
   or `""` (no exit node, which also clears one) when there is none, with the reason.
+The same status says which subnet routes the gateway accepted (`accepted_routes`): the ack
+carries them so the renderer routes members there too (acceptRoutes reaches the members).
 Pure: the status comes in as data.
 """
 
@@ -32,6 +34,7 @@ class Peer:
     dns_name: str  # the MagicDNS FQDN, without the trailing dot
     ips: tuple[str, ...]
     exit_node_option: bool
+    primary_routes: tuple[str, ...] = ()  # the subnets this peer routes for the tailnet
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -69,6 +72,7 @@ def peers_from_status(status: Mapping[str, Any]) -> tuple[Peer, ...]:
                 dns_name=str(raw.get("DNSName") or "").rstrip("."),
                 ips=tuple(str(ip) for ip in raw.get("TailscaleIPs") or ()),
                 exit_node_option=bool(raw.get("ExitNodeOption")),
+                primary_routes=tuple(str(r) for r in raw.get("PrimaryRoutes") or ()),
             )
         )
     return tuple(sorted(found, key=lambda p: p.stable_id))
@@ -132,6 +136,23 @@ def resolve_exit_node(target: str, peers: Sequence[Peer] | None) -> ExitNode:
             ),
         )
     return found
+
+
+def accepted_routes(config: Mapping[str, Any], peers: Sequence[Peer] | None) -> tuple[str, ...]:
+    """The subnets the gateway takes from its peers when the config accepts routes (tailscaled
+    routes them into tailscale0), sorted; the exit node's default routes are not subnets."""
+    if peers is None or config.get("acceptRoutes") is not True:
+        return ()
+    found: set[str] = set()
+    for peer in peers:
+        for route in peer.primary_routes:
+            try:
+                network = ipaddress.ip_network(route, strict=False)
+            except ValueError:
+                continue
+            if network.prefixlen > 0:
+                found.add(str(network))
+    return tuple(sorted(found, key=lambda r: (ipaddress.ip_network(r).version, r)))
 
 
 def localize(

@@ -10,7 +10,7 @@ Must not: do I/O, or depend on dict or snapshot arrival order.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pydantic
@@ -141,8 +141,12 @@ def render_egress(
     view: view_module.ClusterView,
     opts: options.Options,
     previous: Mapping[str, nodes.NodePlan] | None = None,
+    gateway_routes: Mapping[tuple[str, str], Sequence[str]] | None = None,
 ) -> EgressResult:
+    """`gateway_routes`: (node, group) -> the subnet routes that node's gateway accepted from
+    the tailnet (its ack); members of a group with acceptRoutes follow them."""
     previous = previous or {}
+    gateway_routes = gateway_routes or {}
     all_groups = sorted(
         (
             groups.group_from_snapshot(s, cluster_name=opts.cluster_name)
@@ -229,6 +233,11 @@ def render_egress(
             link_range=link_range,
             opts=opts,
             previous=previous.get(node),
+            accepted={
+                g.name: tuple(gateway_routes.get((node, g.name), ()))
+                for g in by_node_groups.get(node, [])
+            },
+            node_addresses=node_addresses,
         )
         for node in sorted(plan_nodes)
     }
@@ -251,6 +260,8 @@ def _node_plan(
     link_range: links.LinkRange,
     opts: options.Options,
     previous: nodes.NodePlan | None,
+    accepted: Mapping[str, tuple[str, ...]],
+    node_addresses: Mapping[str, Sequence[str]],
 ) -> nodes.NodePlan:
     prev_links: dict[str, int] = {}
     prev_marks: dict[str, int] = {}
@@ -284,10 +295,23 @@ def _node_plan(
             )
         )
     member_list = []
+    decisions: dict[str, routes.RouteDecision] = {}  # this node's, with its accepted routes
     for group, pod in sorted(member_pairs, key=lambda gp: gp[1].meta.uid):
         decision = results[group.name].decision
         assert decision is not None
         assert group.spec is not None
+        if group.spec.accept_routes and accepted.get(group.name):
+            decision = decisions.setdefault(
+                group.name,
+                routes.decide_routes(
+                    spec_routes=group.spec.routes,
+                    subnet_mode=group.spec.mode == "subnet",
+                    exit_node=group.spec.exit_node is not None,
+                    cluster_cidrs=opts.cluster_cidrs,
+                    node_addresses=node_addresses,
+                    accepted=accepted[group.name],
+                ),
+            )
         member_list.append(
             nodes.MemberAssignment(
                 pod_uid=ids.PodUID(pod.meta.uid),

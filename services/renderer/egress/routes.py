@@ -75,8 +75,13 @@ def decide_routes(
     exit_node: bool,
     cluster_cidrs: Sequence[str],
     node_addresses: Mapping[str, Sequence[str]] | None = None,
+    accepted: Sequence[str] = (),
 ) -> RouteDecision:
-    """Routes in a stable order (ALWAYS first, then spec order, no duplicates).
+    """Routes in a stable order (ALWAYS first, then spec order, then `accepted`, no duplicates).
+
+    `accepted`: the subnet routes the group's gateway took from the tailnet (acceptRoutes),
+    as its node's ack reports them. They follow the same rules, but one that is not kept is
+    dropped quietly: it is the tailnet's, not a mistake in the spec.
 
     `node_addresses`: node name -> its InternalIPs. Carve-outs: the cluster CIDRs a route
     (or the exit node) covers, in their order, then the covered node addresses."""
@@ -87,13 +92,19 @@ def decide_routes(
     seen: set[Network] = set()
     carved: set[Network] = set(clusters) if exit_node else set()
     refused: list[RefusedRoute] = []
-    candidates = [*ALWAYS, *(spec_routes if subnet_mode else ())]
-    for route in candidates:
-        network = ipaddress.ip_network(route, strict=False)
-        if network in seen:
-            continue
+    reported = [*ALWAYS, *(spec_routes if subnet_mode else ())]
+    candidates = [(route, True) for route in reported] + [(route, False) for route in accepted]
+    for route, report in candidates:
+        try:
+            network = ipaddress.ip_network(route, strict=False)
+        except ValueError:
+            continue  # only an ack could carry one; the spec is validated before
+        if network in seen or network.prefixlen == 0:
+            continue  # the default route is the exit node's business, never a subnet
         seen.add(network)
         inside = next((c for c in clusters if _contains(c, network)), None)
+        if inside is not None and not report:
+            continue
         if inside is not None:
             refused.append(
                 RefusedRoute(
@@ -104,6 +115,8 @@ def decide_routes(
             )
             continue
         block = next((b for b in node_blocks if _contains(b, network)), None)
+        if block is not None and not report:
+            continue
         if block is not None:
             owners = sorted({n for h, n in node_nets.items() if _contains(network, h)})
             refused.append(
