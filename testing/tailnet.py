@@ -269,6 +269,8 @@ class Headscale:
                 "auto_update_enabled": False,
             },
             "disable_check_updates": True,
+            # Headscale's shortest: an ephemeral device goes this long after it went offline.
+            "node": {"ephemeral": {"inactivity_timeout": "66s"}},
             "database": {"type": "sqlite", "sqlite": {"path": str(state / "db.sqlite")}},
             "log": {"level": "info", "format": "text"},
             "policy": {"mode": "file", "path": str(policy_path)},

@@ -23,6 +23,7 @@ class KeyRequest(base.Event):
     tailnet: str | None = None
     tags: tuple[str, ...] = ("tag:k8s",)
     reusable: bool = True
+    # The renderer asks for ephemeral keys for gateways (rendering.key_request says why).
     ephemeral: bool = False
     preauthorized: bool = True
     # Devices this owner creates are named `<hostname_prefix>-<node>`; revocation finds them.

@@ -39,8 +39,11 @@ GATEWAY_SYSCTLS = (
 SELECTOR = {"podSelector": {"matchLabels": {"tailgate.dev/egress": "true"}}}
 
 
-async def mint_key(control: tailnet.Headscale, *, tags: tuple[str, ...] = ("tag:k8s",)) -> str:
-    """A key minted by the keyminter's Headscale client through the real REST API."""
+async def mint_key(
+    control: tailnet.Headscale, *, tags: tuple[str, ...] = ("tag:k8s",), ephemeral: bool = True
+) -> str:
+    """A key minted by the keyminter's Headscale client through the real REST API, with the
+    options the renderer's key request for a group carries (tagged, reusable, ephemeral)."""
     assert control.forwarder is not None
     async with httpx.AsyncClient(base_url=control.forwarder.url) as http:
         client = headscale_api.HeadscaleClient(
@@ -53,7 +56,7 @@ async def mint_key(control: tailnet.Headscale, *, tags: tuple[str, ...] = ("tag:
         minted = await client.mint_key(
             tags=tags,
             reusable=True,
-            ephemeral=False,
+            ephemeral=ephemeral,
             preauthorized=True,
             expiry_seconds=3600,
             description="tailwire test gateway",

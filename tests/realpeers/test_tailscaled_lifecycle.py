@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -23,7 +25,7 @@ from tailwire.services.keyminter.adapters import headscale_api, timing
 from tailwire.testing import netns, tailnet
 from tests.realpeers import egress
 
-pytestmark = [pytest.mark.real_peers, pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.real_peers, pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(240)]
 
 
 async def test_revoking_a_group_removes_its_gateway_device_from_the_control_plane(
@@ -58,6 +60,30 @@ async def test_revoking_a_group_removes_its_gateway_device_from_the_control_plan
     names = {n.name for n in control.nodes()}
     assert hostname not in names
     assert bystander.status()["Self"]["HostName"] in names
+
+
+async def test_a_gateway_that_stops_leaves_no_device_behind(
+    real_tailnet: tailnet.Tailnet, netns_factory: netns.NetnsFactory, short_root: Path
+) -> None:
+    """Issue 14, item 7: when a node stops hosting a group's members its gateway pod goes, and
+    with the renderer's ephemeral key the control plane removes that node's device once it
+    has been offline for Headscale's inactivity timeout (66 s here, its minimum)."""
+    node = egress.Node(net=real_tailnet, factory=netns_factory, root=short_root)
+    node.pod("api-0")
+    request = node.render().key_requests[egress.GROUP]
+    assert request.ephemeral
+    assert request.reusable
+    gateway = await node.start_gateway(
+        authkey=await egress.mint_key(real_tailnet.control, ephemeral=request.ephemeral)
+    )
+    hostname = f"tailwire-{egress.GROUP}-{egress.NODE}"
+    assert hostname in {n.name for n in real_tailnet.control.nodes()}
+    started = time.monotonic()
+    gateway.close()  # the pod is gone from the node
+    while hostname in {n.name for n in real_tailnet.control.nodes()}:
+        assert time.monotonic() - started < 150, "the ephemeral gateway device was not removed"
+        await asyncio.sleep(2)
+    print(f"gateway device removed {time.monotonic() - started:.0f} s after it stopped")
 
 
 async def test_member_resolves_magicdns_names_through_its_gateway(

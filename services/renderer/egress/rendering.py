@@ -66,6 +66,12 @@ def key_request(
         nested_prefixes=tuple(sorted({p for p in prefixes if p.startswith(own + "-")})),
         secret_name=names.authkey_secret(group.name),
         secret_namespace=opts.gateway_namespace,
+        # Gateways join with ephemeral keys: a node that stops hosting the group's members
+        # loses its gateway pod, and the control plane then removes that node's device once
+        # it has been offline for a while (Headscale: node.ephemeral.inactivity_timeout;
+        # Tailscale: shortly after). Deleting it from here instead would race the pod still
+        # running there, which would log in again with the reusable key and leak for good.
+        ephemeral=True,
         revoke=group.deleting,
     )
 
