@@ -36,6 +36,11 @@ What `running(Options(...))` starts (`Options` fields in brackets):
   named netns for member pods and gateway pods (`s.netns`, a `netns.NetnsFactory`); each
   gateway netns has a simulated tailnet peer (100.100.0.2, fd7a:115c:a1e0::2) behind
   `tailscale0`;
+- or, with [`real_tailnet`] (root, netns and `make peers`; `real_tailnet_unavailable()` says
+  why not): a real tailnet (`s.tailnet`, `tailwire.testing.tailnet.Tailnet`): Headscale,
+  seeded as the TailscaleTailnet `TAILNET` with its API key in the Secret `TAILNET_SECRET`,
+  one real device per name in [`tailnet_peers`] (`s.tailnet_peers`), and in each gateway
+  pod's netns the pod's real tailscaled, joined with the key the keyminter minted;
 - `s.kubelet`: plays the DaemonSet controller/kubelet for gateway pods (see `kubelet`);
 - every service as its own `python -m tailwire.cli run <service>` process
   (`s.processes`: "watcher", "keyminter", "renderer", "dnsupdater", "nodeagent/<node>";
@@ -62,13 +67,15 @@ from .kubelet import PEER_IPV4, PEER_IPV6, GatewayKubelet, GatewayPod
 from .launching import (
     CENTRAL_SERVICES,
     GATEWAY_NAMESPACE,
+    TAILNET,
+    TAILNET_SECRET,
     MemberPod,
     Options,
     System,
     eventually,
 )
 from .processes import ServiceNotReady, ServiceProcess
-from .starting import running
+from .starting import real_tailnet_unavailable, running
 
 __all__ = [
     "ADMIN_USER",
@@ -76,6 +83,8 @@ __all__ = [
     "GATEWAY_NAMESPACE",
     "PEER_IPV4",
     "PEER_IPV6",
+    "TAILNET",
+    "TAILNET_SECRET",
     "Capture",
     "Captured",
     "GatewayKubelet",
@@ -86,5 +95,6 @@ __all__ = [
     "ServiceProcess",
     "System",
     "eventually",
+    "real_tailnet_unavailable",
     "running",
 ]

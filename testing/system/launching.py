@@ -22,7 +22,7 @@ from nats.aio.client import Client
 
 from tailwire.shared.events import nodes as node_events
 from tailwire.shared.k8s import labels
-from tailwire.testing import bind, controlapi, kubeapi, natsserver, netns, otlp
+from tailwire.testing import bind, controlapi, kubeapi, natsserver, netns, otlp, tailnet
 from tailwire.testing.system import buses, kubelet, processes
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,11 @@ CENTRAL_SERVICES = ("watcher", "keyminter", "renderer", "dnsupdater")
 GATEWAY_NAMESPACE = "tailwire-system"
 TAGS = ("tag:k8s",)
 CLUSTER_CIDRS = ("10.244.0.0/16", "10.96.0.0/12")
+# With `Options(real_tailnet=True)`: the TailscaleTailnet seeded for the local Headscale, the
+# Secret holding its API key (in GATEWAY_NAMESPACE) and the Headscale user named in it.
+TAILNET = "headscale"
+TAILNET_SECRET = "headscale-api-key"  # noqa: S105 (a Secret's name, not a secret)
+HEADSCALE_USER = "tailwire"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -56,6 +61,18 @@ class Options:
     tailscale_api_url: str = "https://api.tailscale.com"
     tailscale_tailnet: str = "-"
     tags: tuple[str, ...] = TAGS
+    # Gateways on a real tailnet: a local Headscale (`tailwire.testing.tailnet`, seeded as the
+    # TailscaleTailnet `TAILNET` with its API key in a Secret) and, per gateway pod, a real
+    # tailscaled joined with the key the keyminter minted; plus a real tailnet device per
+    # name in `tailnet_peers` (`s.tailnet_peers`). Needs root, netns and `make peers`.
+    # Off by default: each gateway netns then gets the simulated peer (PEER_IPV4/PEER_IPV6)
+    # behind a veth named tailscale0. The e2e tests, `tailwire dev` and the benchmarks keep
+    # that stand-in on purpose: it needs no built peers and no control plane, a gateway is
+    # ready in milliseconds instead of tailscaled's seconds of login and netmap, and its
+    # fixed peer addresses let failure tests count every ping; the real gateway is proved by
+    # tests/realpeers and by `tailwire demo` (tests/e2e/test_demo_runs_clean.py).
+    real_tailnet: bool = False
+    tailnet_peers: tuple[str, ...] = ()
     log_level: str = "INFO"
     # Extra TAILWIRE_* settings for every service.
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
@@ -107,6 +124,9 @@ class System:
         self.otlp: otlp.OtlpReceiver
         self.netns: netns.NetnsFactory | None = None
         self.kubelet: kubelet.GatewayKubelet | None = None
+        # With `Options(real_tailnet=True)`: Headscale and every tailscaled, and the peers.
+        self.tailnet: tailnet.Tailnet | None = None
+        self.tailnet_peers: dict[str, tailnet.Tailscaled] = {}
         self.processes: dict[str, processes.ServiceProcess] = {}
         self.members: dict[tuple[str, str], MemberPod] = {}
         self._ips: dict[str, int] = {}
@@ -125,6 +145,11 @@ class System:
     @property
     def local_control_api(self) -> bool:
         return self.control is not None
+
+    def gateway_state_root(self, node: str) -> Path:
+        """Where `node`'s nodeagent keeps its gateways' state (the host's
+        `names.GATEWAY_STATE_ROOT` on a real node)."""
+        return self.workdir / "gateways" / node
 
     def nodeagent(self, node: str) -> processes.ServiceProcess:
         return self.processes[f"nodeagent/{node}"]

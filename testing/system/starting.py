@@ -1,11 +1,13 @@
 """Start-up and teardown of the whole system: `running()`.
 
 Order: temp dir -> secured nats-server -> Kubernetes API emulator (seeded) -> control-API
-fake -> BIND (optional) -> OTLP receiver -> network namespaces (root) -> the central services
-(which declare the streams) -> one nodeagent per node. Teardown runs in reverse from an
-AsyncExitStack, so a failure anywhere (or Ctrl-C) still stops every process, removes every
-netns this run created and deletes the temp dir. Each service gets its settings explicitly
-(`service_env`): its own NATS user, the emulator's kubeconfig, the control API, BIND, OTLP.
+fake -> BIND (optional) -> OTLP receiver -> network namespaces (root) -> with a real tailnet,
+Headscale (and its TailscaleTailnet and API-key Secret seeded) -> the central services (which
+declare the streams; a real tailnet's peers join meanwhile) -> one nodeagent per node.
+Teardown runs in reverse from an AsyncExitStack, so a failure anywhere (or Ctrl-C) still
+stops every process, removes every netns this run created and deletes the temp dir. Each
+service gets its settings explicitly (`service_env`): its own NATS user, the emulator's
+kubeconfig, the control API, BIND, OTLP.
 
 Must not: be imported by services, or touch anything outside its temp dir, its own netns and
 loopback ports.
@@ -14,6 +16,7 @@ loopback ports.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -22,12 +25,15 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from tailwire.shared import permissions, subjects
-from tailwire.testing import bind, controlapi, kubeapi, natsserver, netns, otlp
+from tailwire.testing import bind, controlapi, kubeapi, natsserver, netns, otlp, peers, tailnet
 from tailwire.testing.system import buses, kubelet, launching, processes
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +102,7 @@ def make_processes(system: launching.System) -> None:
         )
     for node in system.nodes:
         env = service_env(system, user=permissions.nodeagent_user(node))
-        state = system.workdir / "gateways" / node
+        state = system.gateway_state_root(node)
         state.mkdir(parents=True, exist_ok=True)
         env["TAILWIRE_GATEWAY_STATE_ROOT"] = str(state)
         process = processes.ServiceProcess.for_service(
@@ -169,6 +175,83 @@ def seed_cluster(system: launching.System, api: kubeapi.KubeAPI) -> None:
         )
 
 
+def seed_tailnet(system: launching.System) -> None:
+    """The TailscaleTailnet of the local Headscale and the Secret with its API key, as a user
+    would create them: the keyminter mints through `apiURL` (the loopback forwarder to
+    Headscale's REST API), the gateways' tailscaled log in to `controlURL` (Headscale's
+    address on the underlay)."""
+    assert system.tailnet is not None
+    control = system.tailnet.control
+    assert control.forwarder is not None
+    key = base64.b64encode(control.api_key.encode()).decode()
+    namespace = launching.GATEWAY_NAMESPACE
+    system.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": launching.TAILNET_SECRET, "namespace": namespace},
+            "data": {"api_key": key},
+        }
+    )
+    system.apply(
+        {
+            "apiVersion": "gateway.tailscale.com/v1alpha1",
+            "kind": "TailscaleTailnet",
+            "metadata": {"name": launching.TAILNET},
+            "spec": {
+                "tailnet": tailnet.MAGICDNS_DOMAIN,
+                "backend": "headscale",
+                "apiURL": control.forwarder.url,
+                "controlURL": tailnet.CONTROL_URL,
+                "oauthSecretName": launching.TAILNET_SECRET,
+                "oauthSecretNamespace": namespace,
+                "headscale": {"user": launching.HEADSCALE_USER},
+                "tags": list(system.options.tags),
+            },
+        }
+    )
+
+
+def real_tailnet_unavailable() -> str | None:
+    """Why `Options(real_tailnet=True)` cannot run on this machine (no root or netns, a host
+    tool or a peer `make peers` builds missing), or None."""
+    reason = netns.unavailable_reason() or tailnet.tools_missing()
+    if reason:
+        return reason
+    try:
+        for name in ("headscale", "tailscaled", "tailscale"):
+            peers.binary(name)
+    except peers.PeerMissing as exc:
+        return str(exc)
+    return None
+
+
+class _Background:
+    """Work of the tailnet's run in threads, waited for before the tailnet stops (a thread
+    cannot be cancelled; whatever it started must be known to `Tailnet.close()`)."""
+
+    def __init__(self, net: tailnet.Tailnet) -> None:
+        self.net = net
+        self.pending: list[asyncio.Future[Any]] = []
+
+    def run(self, call: Callable[[], T]) -> asyncio.Future[T]:
+        future = asyncio.ensure_future(asyncio.to_thread(call))
+        self.pending.append(future)
+        return future
+
+    async def close(self) -> None:
+        if self.pending:
+            await asyncio.wait(self.pending)
+            for future in self.pending:  # retrieved: a failed start was raised already
+                if not future.cancelled():
+                    future.exception()
+        await asyncio.to_thread(self.net.close)
+
+
+def start_peers(net: tailnet.Tailnet, hostnames: tuple[str, ...]) -> dict[str, tailnet.Tailscaled]:
+    return {name: net.peer(name) for name in hostnames}
+
+
 def netns_wanted(option: bool | None) -> bool:
     reason = netns.unavailable_reason() if option is not False else None
     if option is True and reason is not None:
@@ -235,8 +318,24 @@ async def running(options: launching.Options | None = None) -> AsyncIterator[lau
             system.bind = stack.enter_context(bind.running(zones=options.dns_zones))
         system.otlp = await stack.enter_async_context(otlp.serve())
 
-        if system.kube is not None and netns_wanted(options.use_netns):
+        if options.real_tailnet and options.use_netns is False:
+            raise ValueError("a real tailnet needs network namespaces: use_netns=False")
+        use_netns = True if options.real_tailnet else options.use_netns
+        if system.kube is not None and netns_wanted(use_netns):
             system.netns = stack.enter_context(netns.NetnsFactory())
+        background: _Background | None = None
+        if options.real_tailnet:
+            missing = real_tailnet_unavailable()
+            if system.kube is None or system.netns is None or missing:
+                raise RuntimeError(
+                    "a real tailnet cannot run here: "
+                    f"{missing or 'it needs the emulated Kubernetes API (not kubeconfig)'}"
+                )
+            net = tailnet.Tailnet(factory=system.netns, workdir=workdir / "tailnet")
+            background = _Background(net)
+            stack.push_async_callback(background.close)  # before the netns go
+            system.tailnet = await background.run(net.start)
+            seed_tailnet(system)
         if system.kube is not None:
             system.kubelet = kubelet.GatewayKubelet(
                 api=system.kube,
@@ -244,12 +343,21 @@ async def running(options: launching.Options | None = None) -> AsyncIterator[lau
                 namespace=launching.GATEWAY_NAMESPACE,
                 factory=system.netns,
                 pod_ip=system.pod_ip,
+                tailnet=system.tailnet,
+                state_root=system.gateway_state_root,
             )
             system.kubelet.start()
             stack.push_async_callback(system.kubelet.stop)
 
         make_processes(system)
         stack.push_async_callback(stop_all, system)
+        # The tailnet's peers join while the services start (each takes seconds).
+        joined = None
+        if background is not None and system.tailnet is not None and options.tailnet_peers:
+            net, names = system.tailnet, options.tailnet_peers
+            joined = background.run(lambda: start_peers(net, names))
         await start_all(system)
+        if joined is not None:
+            system.tailnet_peers = await joined
         log.info("tailwire system running in %s (pid %d)", workdir, os.getpid())
         yield system
