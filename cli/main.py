@@ -206,9 +206,20 @@ def nats_issuer() -> None:
 
 
 @app.command()
-def demo() -> None:
-    """Run the embedded demo: nats-server, every service, the seed examples; then clean up."""
-    raise typer.Exit(demo_script.run_demo())
+def demo(
+    simulated: Annotated[
+        bool,
+        typer.Option(
+            "--simulated",
+            help="Gateways with the simulated tailnet peer and the control-API stand-in, "
+            "even where the real tailnet (Headscale, tailscaled) could run.",
+        ),
+    ] = False,
+) -> None:
+    """Run the embedded demo: nats-server, every service, a member pod pinging a tailnet
+    device through a real tailscaled gateway joined to a local Headscale (when root and the
+    peers are built, else a simulated peer); then clean up."""
+    raise typer.Exit(demo_script.run_demo(simulated=simulated))
 
 
 @app.command()
