@@ -362,7 +362,9 @@ class Tailscaled:
         config: Path | None = None,
         authkey: str | None = None,
         name: str = "tailscaled",
+        resolv_conf: str = "",
     ) -> None:
+        self.resolv_conf = resolv_conf  # a gateway pod's /etc/resolv.conf (its cluster DNS)
         self.netns = netns
         self.statedir = statedir
         self.config = config
@@ -391,14 +393,21 @@ class Tailscaled:
             daemon.append(f"--config={self.config}")
         inner = ["ip", "netns", "exec", self.netns, *daemon]
         if self.authkey is not None:
-            # The gateway pod mounts its Secret at names.AUTHKEY_MOUNT: lay that one file over
-            # the host's /etc in a private mount namespace (read-only overlay, nothing written).
+            # The gateway pod mounts its Secret at names.AUTHKEY_MOUNT and has its own
+            # resolv.conf (the cluster's DNS): lay those over the host's /etc in a private
+            # mount namespace. The overlay's writes (tailscaled managing resolv.conf, as it
+            # does in a pod) land in the state dir, never in the host's /etc.
             self._overlay = self.statedir / "etc-overlay"
+            upper, work = self.statedir / "etc-upper", self.statedir / "etc-work"
+            for directory in (upper, work):
+                directory.mkdir(parents=True, exist_ok=True)
             mount = self._overlay / Path(names.AUTHKEY_MOUNT).relative_to("/etc")
             mount.mkdir(parents=True, exist_ok=True)
             (mount / names.AUTHKEY_SECRET_KEY).write_text(self.authkey)
+            (self._overlay / "resolv.conf").write_text(self.resolv_conf)
             script = (
-                f"mount -t overlay tailwire-authkey -o lowerdir={self._overlay}:/etc /etc"
+                "mount -t overlay tailwire-pod-etc -o "
+                f"lowerdir={self._overlay}:/etc,upperdir={upper},workdir={work} /etc"
                 ' && exec "$@"'
             )
             argv = [
@@ -557,11 +566,24 @@ class Tailnet:
         return daemon
 
     def gateway(
-        self, *, netns: str, statedir: Path, config: Path, authkey: str, name: str
+        self,
+        *,
+        netns: str,
+        statedir: Path,
+        config: Path,
+        authkey: str,
+        name: str,
+        resolv_conf: str = "",
     ) -> Tailscaled:
-        """A gateway pod's tailscaled: `netns` is the pod's, already wired by the test."""
+        """A gateway pod's tailscaled: `netns` is the pod's, already wired by the test;
+        `resolv_conf` its /etc/resolv.conf (the cluster's DNS server, as kubelet writes it)."""
         daemon = Tailscaled(
-            netns=netns, statedir=statedir, config=config, authkey=authkey, name=name
+            netns=netns,
+            statedir=statedir,
+            config=config,
+            authkey=authkey,
+            name=name,
+            resolv_conf=resolv_conf,
         )
         self.daemons.append(daemon)
         return daemon.start()

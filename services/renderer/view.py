@@ -122,6 +122,8 @@ def snapshot_from_manifest(raw: dict[str, Any]) -> Any | None:
             phase=status.get("phase") or "Running",
             pod_ips=ips,
             host_network=bool(spec.get("hostNetwork", False)),
+            dns_policy=spec.get("dnsPolicy"),
+            dns_nameservers=tuple((spec.get("dnsConfig") or {}).get("nameservers") or ()),
         )
     if kind == "EgressGroup":
         return cluster.EgressGroupSnapshot(

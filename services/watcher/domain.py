@@ -187,6 +187,10 @@ def _pod(meta: cluster.Meta, obj: JSON) -> cluster.PodSnapshot:
         phase=status.get("phase") or None,
         pod_ips=ips,
         host_network=bool(spec.get("hostNetwork")),
+        dns_policy=spec.get("dnsPolicy") or None,
+        dns_nameservers=tuple(
+            str(n) for n in _list(_dict(spec.get("dnsConfig")).get("nameservers"))
+        ),
     )
 
 

@@ -69,6 +69,15 @@ class PodSnapshot(_Snapshot):
     phase: str | None = None
     pod_ips: tuple[str, ...] = ()
     host_network: bool = False
+    # spec.dnsPolicy and spec.dnsConfig.nameservers: does a member resolve MagicDNS names?
+    dns_policy: str | None = None
+    dns_nameservers: tuple[str, ...] = ()
+
+    @property
+    def resolves_magic_dns(self) -> bool:
+        """Its resolver is the gateway's quad-100 alone (kubelet writes nameservers in order,
+        and a resolver that says NXDOMAIN for a tailnet name is never followed by the next)."""
+        return self.dns_policy == "None" and self.dns_nameservers[:1] == ("100.100.100.100",)
 
 
 class NamespaceSnapshot(_Snapshot):

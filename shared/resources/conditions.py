@@ -33,6 +33,7 @@ class Reason(enum.StrEnum):
     NODE_ERRORS = "NodeErrors"
     ROUTES_REFUSED = "RoutesRefused"
     SELECTOR_CONFLICT = "SelectorConflict"
+    MEMBER_DNS_NOT_CONFIGURED = "MemberDNSNotConfigured"
     AS_EXPECTED = "AsExpected"
     # TailnetsReady (TailscaleGateway); Ready (TailscaleTailnet)
     ALL_TAILNETS_CONNECTED = "AllTailnetsConnected"

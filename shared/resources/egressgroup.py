@@ -85,6 +85,10 @@ class ExitNode(common.Spec):
 class DNS(common.Spec):
     # Whether the gateway's tailscaled takes the tailnet's DNS settings (MagicDNS).
     accept_dns: bool = Field(default=True, alias="acceptDNS")
+    # Members resolve tailnet names through their gateway: the renderer checks that every
+    # member's pod has the dnsConfig for it (dnsPolicy None, nameserver 100.100.100.100 first,
+    # docs/operations.md) and reports those that do not (Degraded, MemberDNSNotConfigured).
+    magic_dns: bool = Field(default=False, alias="magicDNS")
 
 
 class GatewayPlacement(common.Spec):
@@ -152,6 +156,14 @@ def check(group: EgressGroup) -> list[errors.Problem]:
                     field="spec.exitNode", message="set nodeID or name, not two different nodes"
                 )
             )
+    if spec.dns.magic_dns and not spec.dns.accept_dns:
+        problems.append(
+            errors.Problem(
+                field="spec.dns.magicDNS",
+                message="needs spec.dns.acceptDNS: true (the gateway answers MagicDNS names "
+                "only with the tailnet's DNS settings)",
+            )
+        )
     if group.metadata.namespace:
         problems.append(
             errors.Problem(

@@ -181,7 +181,7 @@ class Node:
     def config_path(self, config: gateways.GatewayConfig) -> Path:
         return self.agent.config_dir(config) / names.GATEWAY_CONFIG_FILE
 
-    async def start_gateway(self, *, authkey: str) -> tailnet.Tailscaled:
+    async def start_gateway(self, *, authkey: str, resolv_conf: str = "") -> tailnet.Tailscaled:
         """Bring the group up on this node: plan and config applied, then the gateway pod."""
         ack, config = await self.reconcile(generation=1)
         self.gateway = self.net.gateway(
@@ -190,6 +190,7 @@ class Node:
             config=self.config_path(config),
             authkey=authkey,
             name="gateway",
+            resolv_conf=resolv_conf,
         )
         self.gateway.wait_running()
         # With tailscale0 up, the gateway side is complete: apply once more (the agent's retry).

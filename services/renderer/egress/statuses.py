@@ -246,6 +246,17 @@ def _degraded(
             conditions.Reason.SELECTOR_CONFLICT,
             f"{len(result.conflicts)} selected pod(s) belong to another group: {shown}",
         )
+    without = [
+        f"{p.meta.namespace}/{p.meta.name}" for p in result.members if not p.resolves_magic_dns
+    ]
+    if spec.dns.magic_dns and without:
+        return (
+            "True",
+            conditions.Reason.MEMBER_DNS_NOT_CONFIGURED,
+            f"{len(without)} member(s) cannot resolve tailnet names: {', '.join(without[:10])}; "
+            "give them dnsPolicy: None with nameserver 100.100.100.100 and the cluster's search "
+            "domains (docs/operations.md)",
+        )
     return "False", conditions.Reason.AS_EXPECTED, ""
 
 
