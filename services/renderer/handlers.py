@@ -307,10 +307,8 @@ class Renderer:
             view=self.view,
             opts=self.opts,
             previous=self.published.plans,
-            gateway_routes={
-                (ack.node, gw.group): gw.tailnet_routes
-                for ack in self.acks.values()
-                for gw in ack.gateways
+            gateway_results={
+                (ack.node, gw.group): gw for ack in self.acks.values() for gw in ack.gateways
             },
         )
         decision = outputs.decide(

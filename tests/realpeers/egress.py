@@ -120,9 +120,7 @@ class Node:
         self.spec = {"selector": SELECTOR, **fields}
         self.generation += 1
 
-    def render(
-        self, *, gateway_routes: dict[tuple[str, str], tuple[str, ...]] | None = None
-    ) -> rendering.EgressResult:
+    def render(self, *, said: nodes.GatewayResult | None = None) -> rendering.EgressResult:
         v = view.ClusterView()
         v.apply(cluster.NamespaceSnapshot(meta=cluster.Meta(uid="ns", name=NAMESPACE)))
         v.apply(cluster.NodeSnapshot(meta=cluster.Meta(uid="node", name=NODE)))
@@ -164,13 +162,14 @@ class Node:
                     pod_ips=(pod.ip,),
                 )
             )
-        return rendering.render_egress(view=v, opts=OPTS, gateway_routes=gateway_routes)
+        return rendering.render_egress(
+            view=v, opts=OPTS, gateway_results={(NODE, GROUP): said} if said else None
+        )
 
     async def reconcile(self, *, generation: int) -> tuple[nodes.NodeAck, gateways.GatewayConfig]:
         """Render (following what the agent's last word on its gateway says, as the renderer
         does with acks), then what the nodeagent does with the plan and the config."""
-        said = self.agent.gateway_result(GROUP, ok=True)
-        result = self.render(gateway_routes={(NODE, GROUP): said.tailnet_routes})
+        result = self.render(said=self.agent.gateway_result(GROUP, ok=True))
         plan = result.plans[NODE].model_copy(update={"generation": generation})
         config = result.groups[GROUP].config
         assert config is not None, result.groups[GROUP]

@@ -155,13 +155,20 @@ async def test_exit_node_by_magicdns_name_and_by_ip_with_status_and_clearing(
     assert result.exit_node_reason == "ExitNodeNotFound"
     assert "exit-nowhere" in (result.exit_node_message or "")
     assert gateway.prefs().get("ExitNodeID", "") == ""
+    # ... and the renderer, following that ack, takes the members' full tunnel away rather
+    # than send their traffic into a gateway that has no exit node.
+    await node.reconcile(generation=5)
+    route = netns_factory.run(["ip", "route", "get", INTERNET_HOST], netns=member.netns).stdout
+    assert "dev eth0" in route, route
 
     # Removing exitNode clears it in tailscaled (a reload applies only the fields present).
     node.set_spec(exitNode={"nodeID": "exit-fra1"})
-    await node.reconcile(generation=5)
+    await node.reconcile(generation=6)
     await node.agent.refresh_exit_nodes()
     assert gateway.prefs()["ExitNodeID"] == fra1.id
+    await node.reconcile(generation=7)
+    assert ping(netns_factory, source=member.netns, address=INTERNET_HOST)
     node.set_spec()
-    await node.reconcile(generation=6)
+    await node.reconcile(generation=8)
     assert gateway.prefs().get("ExitNodeID", "") == ""
     assert gateway.pid == pid

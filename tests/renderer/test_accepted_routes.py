@@ -5,15 +5,18 @@ spec's mistake; groups without acceptRoutes and other nodes are untouched."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from tailwire.services.renderer import view
 from tailwire.services.renderer.egress import rendering, routes
-from tailwire.shared.events import cluster
+from tailwire.shared import ids
+from tailwire.shared.events import cluster, nodes
 from tests.renderer import helpers
 
 CLUSTER = ("10.244.0.0/16", "10.96.0.0/12")
 
 
-def build(spec: dict[str, object]) -> view.ClusterView:
+def build(spec: Mapping[str, object]) -> view.ClusterView:
     v = view.ClusterView()
     for obj in (
         cluster.NodeSnapshot(meta=cluster.Meta(uid="a", name="node-a"), internal_ips=("10.0.5.5",)),
@@ -26,12 +29,16 @@ def build(spec: dict[str, object]) -> view.ClusterView:
     return v
 
 
+def said(**fields: object) -> nodes.GatewayResult:
+    return nodes.GatewayResult(group=ids.GroupName("peers"), ok=True, **fields)  # type: ignore[arg-type]
+
+
 def test_a_nodes_members_follow_the_routes_its_gateway_accepted() -> None:
     accepted = ("10.1.0.0/16", "10.0.0.0/8", "10.244.3.0/24", "0.0.0.0/0", "fd00:5::/64")
     result = rendering.render_egress(
         view=build({}),
         opts=helpers.OPTS,
-        gateway_routes={("node-a", "peers"): accepted},
+        gateway_results={("node-a", "peers"): said(tailnet_routes=accepted)},
     )
     (a,) = result.plans["node-a"].members
     assert a.routes == (
@@ -50,7 +57,7 @@ def test_without_accept_routes_members_keep_to_the_tailnet_ranges() -> None:
     result = rendering.render_egress(
         view=build({"acceptRoutes": False}),
         opts=helpers.OPTS,
-        gateway_routes={("node-a", "peers"): ("10.1.0.0/16",)},
+        gateway_results={("node-a", "peers"): said(tailnet_routes=("10.1.0.0/16",))},
     )
     (a,) = result.plans["node-a"].members
     assert a.routes == ("100.64.0.0/10", "fd7a:115c:a1e0::/48")
@@ -67,3 +74,24 @@ def test_accepted_routes_never_become_refusals() -> None:
     )
     assert decision.routes == ("100.64.0.0/10", "fd7a:115c:a1e0::/48")
     assert decision.refused == ()
+
+
+def test_members_keep_their_own_default_route_while_the_exit_node_names_no_device() -> None:
+    spec = {"exitNode": {"nodeID": "exit-nowhere"}}
+    for reason, full_tunnel in (
+        ("ExitNodeNotFound", False),
+        ("ExitNodeAmbiguous", False),
+        ("ExitNodeNotOffered", True),  # it exists: tailscaled has it, waiting for approval
+        ("GatewayNotRunning", True),
+        (None, True),
+    ):
+        result = rendering.render_egress(
+            view=build(spec),
+            opts=helpers.OPTS,
+            gateway_results={("node-a", "peers"): said(exit_node_reason=reason)},
+        )
+        (a,) = result.plans["node-a"].members
+        assert a.exit_node is full_tunnel, reason
+        assert (a.carve_outs != ()) is full_tunnel, reason
+        (b,) = result.plans["node-b"].members  # its own gateway said nothing: as the spec says
+        assert b.exit_node is True

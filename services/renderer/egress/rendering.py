@@ -147,12 +147,14 @@ def render_egress(
     view: view_module.ClusterView,
     opts: options.Options,
     previous: Mapping[str, nodes.NodePlan] | None = None,
-    gateway_routes: Mapping[tuple[str, str], Sequence[str]] | None = None,
+    gateway_results: Mapping[tuple[str, str], nodes.GatewayResult] | None = None,
 ) -> EgressResult:
-    """`gateway_routes`: (node, group) -> the subnet routes that node's gateway accepted from
-    the tailnet (its ack); members of a group with acceptRoutes follow them."""
+    """`gateway_results`: (node, group) -> what that node's gateway last said in its ack. Its
+    members follow it: the subnet routes it accepted from the tailnet (acceptRoutes), and
+    no full tunnel while the group's exit node names no usable device (the gateway cleared
+    it; members keep their own default route, and the status says why)."""
     previous = previous or {}
-    gateway_routes = gateway_routes or {}
+    gateway_results = gateway_results or {}
     all_groups = sorted(
         (
             groups.group_from_snapshot(s, cluster_name=opts.cluster_name)
@@ -239,9 +241,10 @@ def render_egress(
             link_range=link_range,
             opts=opts,
             previous=previous.get(node),
-            accepted={
-                g.name: tuple(gateway_routes.get((node, g.name), ()))
+            said={
+                g.name: gateway_results[(node, g.name)]
                 for g in by_node_groups.get(node, [])
+                if (node, g.name) in gateway_results
             },
             node_addresses=node_addresses,
         )
@@ -266,7 +269,7 @@ def _node_plan(
     link_range: links.LinkRange,
     opts: options.Options,
     previous: nodes.NodePlan | None,
-    accepted: Mapping[str, tuple[str, ...]],
+    said: Mapping[str, nodes.GatewayResult],
     node_addresses: Mapping[str, Sequence[str]],
 ) -> nodes.NodePlan:
     prev_links: dict[str, int] = {}
@@ -301,23 +304,13 @@ def _node_plan(
             )
         )
     member_list = []
-    decisions: dict[str, routes.RouteDecision] = {}  # this node's, with its accepted routes
+    decisions: dict[str, tuple[routes.RouteDecision, bool]] = {}  # this node's, per group
     for group, pod in sorted(member_pairs, key=lambda gp: gp[1].meta.uid):
-        decision = results[group.name].decision
-        assert decision is not None
-        assert group.spec is not None
-        if group.spec.accept_routes and accepted.get(group.name):
-            decision = decisions.setdefault(
-                group.name,
-                routes.decide_routes(
-                    spec_routes=group.spec.routes,
-                    subnet_mode=group.spec.mode == "subnet",
-                    exit_node=group.spec.exit_node is not None,
-                    cluster_cidrs=opts.cluster_cidrs,
-                    node_addresses=node_addresses,
-                    accepted=accepted[group.name],
-                ),
+        if group.name not in decisions:
+            decisions[group.name] = _node_decision(
+                group, results[group.name], said.get(group.name), opts, node_addresses
             )
+        decision, exit_node = decisions[group.name]
         member_list.append(
             nodes.MemberAssignment(
                 pod_uid=ids.PodUID(pod.meta.uid),
@@ -328,7 +321,7 @@ def _node_plan(
                 pod_ips=pod.pod_ips,
                 link=link_range.addresses(slots[pod.meta.uid]),
                 routes=decision.routes,
-                exit_node=group.spec.exit_node is not None,
+                exit_node=exit_node,
                 carve_outs=decision.carve_outs,
             )
         )
@@ -340,6 +333,37 @@ def _node_plan(
         gateways=tuple(gateway_list),
         members=tuple(member_list),
     )
+
+
+# What a gateway says when the group's exit node names no device it can use.
+UNUSABLE_EXIT_NODE = frozenset({"ExitNodeNotFound", "ExitNodeAmbiguous"})
+
+
+def _node_decision(
+    group: groups.Group,
+    result: GroupResult,
+    said: nodes.GatewayResult | None,
+    opts: options.Options,
+    node_addresses: Mapping[str, Sequence[str]],
+) -> tuple[routes.RouteDecision, bool]:
+    """The group's routes on one node, following its gateway: (decision, full tunnel)."""
+    assert group.spec is not None
+    assert result.decision is not None
+    exit_node = group.spec.exit_node is not None
+    if said is not None and said.exit_node_reason in UNUSABLE_EXIT_NODE:
+        exit_node = False
+    accepted = said.tailnet_routes if said is not None and group.spec.accept_routes else ()
+    if not accepted and exit_node == (group.spec.exit_node is not None):
+        return result.decision, exit_node
+    decision = routes.decide_routes(
+        spec_routes=group.spec.routes,
+        subnet_mode=group.spec.mode == "subnet",
+        exit_node=exit_node,
+        cluster_cidrs=opts.cluster_cidrs,
+        node_addresses=node_addresses,
+        accepted=accepted,
+    )
+    return decision, exit_node
 
 
 def plan_document(plan: nodes.NodePlan) -> dict[str, Any]:

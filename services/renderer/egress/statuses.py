@@ -123,7 +123,10 @@ def _exit_node_state(
                 continue
             reason = _EXIT_REASONS.get(gw.exit_node_reason or "")
             if reason is not None:
-                return gw.exit_node, (reason, f"{node}: {gw.exit_node_message}")
+                message = f"{node}: {gw.exit_node_message}"
+                if gw.exit_node_reason in rendering.UNUSABLE_EXIT_NODE:
+                    message += "; its members use their own default route until it resolves"
+                return gw.exit_node, (reason, message)
             resolved = resolved or gw.exit_node
     return resolved, None
 
