@@ -480,11 +480,13 @@ class Tailscaled:
             raise TailnetError(f"tailscale {' '.join(args)}: {result.stderr.strip()}")
         return result.stdout
 
-    def up(self, *, authkey: str, hostname: str, extra: Sequence[str] = ()) -> None:
+    def up(
+        self, *, authkey: str, hostname: str, extra: Sequence[str] = (), timeout: float = 60.0
+    ) -> None:
         """Join the tailnet as a plain device (peers; gateways use their config file)."""
         self.cli("up", f"--login-server={CONTROL_URL}", f"--auth-key={authkey}",
                  f"--hostname={hostname}", "--accept-dns=false", "--netfilter-mode=off",
-                 *extra, timeout=60)  # fmt: skip
+                 *extra, timeout=timeout)  # fmt: skip
 
     def wait_running(self, *, within: float = 30.0) -> None:
         try:

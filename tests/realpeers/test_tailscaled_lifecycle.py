@@ -32,17 +32,13 @@ from tests.realpeers import egress
 pytestmark = [pytest.mark.real_peers, pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(240)]
 
 
-async def test_revoking_a_group_removes_its_gateway_device_from_the_control_plane(
+async def test_revoking_a_group_removes_its_gateway_device_and_its_key(
     real_tailnet: tailnet.Tailnet, netns_factory: netns.NetnsFactory, short_root: Path
 ) -> None:
     # Another owner's device with the same tag and a longer prefix: it must stay.
     bystander = real_tailnet.peer("tailwire-payments-eu-node-a", tags=("tag:k8s",))
     node = egress.Node(net=real_tailnet, factory=netns_factory, root=short_root)
     node.pod("api-0")
-    await node.start_gateway(authkey=await egress.mint_key(real_tailnet.control))
-    hostname = f"tailwire-{egress.GROUP}-{egress.NODE}"
-    assert real_tailnet.control.node(hostname).tags == ("tag:k8s",)
-
     control = real_tailnet.control
     assert control.forwarder is not None
     async with httpx.AsyncClient(base_url=control.forwarder.url) as http:
@@ -50,6 +46,16 @@ async def test_revoking_a_group_removes_its_gateway_device_from_the_control_plan
             http, api_key=SecretStr(control.api_key), user=None, clock=timing.SystemClock(),
             name="test",
         )  # fmt: skip
+        minted = await client.mint_key(
+            tags=("tag:k8s",), reusable=True, ephemeral=True, preauthorized=True,
+            expiry_seconds=3600, description="",
+        )  # fmt: skip
+        await node.start_gateway(authkey=minted.secret.get_secret_value())
+        hostname = f"tailwire-{egress.GROUP}-{egress.NODE}"
+        assert real_tailnet.control.node(hostname).tags == ("tag:k8s",)
+
+        # What minting.revoke does with the backend: delete the key, then the devices.
+        await client.delete_key(minted.key_id)
         devices = await client.list_devices()
         owned = domain.owned_devices(
             devices,
@@ -64,6 +70,14 @@ async def test_revoking_a_group_removes_its_gateway_device_from_the_control_plan
     names = {n.name for n in control.nodes()}
     assert hostname not in names
     assert bystander.status()["Self"]["HostName"] in names
+    # The key is expired: nothing joins with it any more.
+    late = real_tailnet.factory.create()
+    real_tailnet.control.attach(late)
+    joiner = tailnet.Tailscaled(netns=late, statedir=short_root / "late", name="late")
+    real_tailnet.daemons.append(joiner)
+    joiner.start()
+    with pytest.raises(tailnet.TailnetError, match=r"expired|invalid"):
+        joiner.up(authkey=minted.secret.get_secret_value(), hostname="late", timeout=15)
 
 
 async def test_a_gateway_that_stops_leaves_no_device_behind(
