@@ -307,13 +307,16 @@ async def _tailnet_scene(console: Console, s: system.System) -> None:
     listed = await asyncio.to_thread(s.tailnet.control.api, "GET", "/api/v1/node")
     devices: list[dict[str, Any]] = listed.get("nodes") or []
     table = Table(title=f"Headscale {peers.HEADSCALE_VERSION}: devices")
-    for column in ("device", "tags", "addresses", "online", "joined with pre-auth key"):
-        table.add_column(column)
+    table.add_column("device", no_wrap=True)
+    table.add_column("tags")
+    table.add_column("addresses", no_wrap=True)
+    table.add_column("online")
+    table.add_column("joined with key")
     for listed_device in sorted(devices, key=lambda n: str(n.get("givenName"))):
         table.add_row(
             str(listed_device.get("givenName") or listed_device.get("name")),
             ",".join(listed_device.get("tags") or []),
-            ", ".join(listed_device.get("ipAddresses") or []),
+            "\n".join(listed_device.get("ipAddresses") or []),
             "yes" if listed_device.get("online") else "no",
             str((listed_device.get("preAuthKey") or {}).get("id", "?")),
         )
