@@ -318,8 +318,19 @@ class Renderer:
             acks=self.acks,
             now=self.clock(),
         )
+        # One output the bus refuses (a plan over the server's max_payload) must not hold back
+        # the others: each is published on its own, and the refusals are raised at the end,
+        # after the Kubernetes writes, so the loop retries them.
+        refused: list[str] = []
         for item in decision.outgoing:
-            await bus.publish(self.broker, item.event, subject=item.subject, msg_id=item.msg_id)
+            try:
+                await bus.publish(
+                    self.broker, item.event, subject=item.subject, msg_id=item.msg_id
+                )
+            except errors.BusError as exc:
+                log.error("%s not published: %s", item.subject, exc)
+                refused.append(item.subject)
+                continue
             self.published.record(item)
             metrics.PUBLISHED.labels(area=item.subject.split(".")[2]).inc()
         extra = transitions.stamp(
@@ -330,7 +341,12 @@ class Renderer:
         for subject, summary in extra.summaries:
             if self.published.summaries.get(subject) == summary:
                 continue
-            await bus.publish(self.broker, summary, subject=subject)
+            try:
+                await bus.publish(self.broker, summary, subject=subject)
+            except errors.BusError as exc:
+                log.error("%s not published: %s", subject, exc)
+                refused.append(subject)
+                continue
             self.published.summaries[subject] = summary
             metrics.PUBLISHED.labels(area="status").inc()
         current = {subject for subject, _ in extra.summaries} | {
@@ -353,3 +369,5 @@ class Renderer:
                 )
             )
         self.reconciled += 1
+        if refused:
+            raise errors.BusError(f"{len(refused)} output(s) not published: {', '.join(refused)}")
