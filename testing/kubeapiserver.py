@@ -21,9 +21,11 @@ deletion or schedules a pod. `KubeAPIServer.kubeconfig_path` is the admin's (O=s
 `admin` is a synchronous HTTP client for quick reads and writes (`request`, `get`, `apply`:
 server-side, strict field validation); `kubectl(...)` runs the built kubectl against the
 server; `kustomize(path)` renders with it and `install_crds(server)` installs deploy/crds and
-waits until their objects can be listed. Everything lives in a temp dir removed by `close()`,
-which stops both processes (SIGTERM, then SIGKILL); the end of each log is kept in `logs` for
-failure messages. Ready in about 3 s on two cores (`started_in`).
+waits until their objects can be listed (`install_upstream_crds(server)` the same for the
+Gateway API, Envoy Gateway and cert-manager CRDs `make peers` fetched). Everything lives in
+a temp dir removed by `close()`, which stops both processes (SIGTERM, then SIGKILL); the end
+of each log is kept in `logs` for failure messages. Ready in about 3 s on two cores
+(`started_in`).
 
 Must not: listen beyond 127.0.0.1, touch `~/.kube` or the process-wide kubernetes-asyncio
 configuration, or leave a process or a file behind.
@@ -457,6 +459,23 @@ def install_crds(server: KubeAPIServer, path: Path = CRDS) -> list[str]:
     for document in documents:
         server.apply(document)
     names = [d["metadata"]["name"] for d in documents if d["kind"] == "CustomResourceDefinition"]
+    server.wait_established(names)
+    return names
+
+
+def install_upstream_crds(
+    server: KubeAPIServer, projects: Sequence[str] = tuple(peers.CRD_MODULES)
+) -> list[str]:
+    """Apply the upstream CRDs `make peers` copied out of their pinned Go modules (Gateway
+    API standard channel, Envoy Gateway, cert-manager: `peers.CRD_MODULES`) and wait until
+    they are served; their names. PeerMissing when they were not fetched."""
+    names = []
+    for project in projects:
+        for path in peers.crds(project):
+            for document in yaml.safe_load_all(path.read_text()):
+                if document and document.get("kind") == "CustomResourceDefinition":
+                    server.apply(document)
+                    names.append(document["metadata"]["name"])
     server.wait_established(names)
     return names
 
