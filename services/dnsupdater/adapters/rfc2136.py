@@ -1,10 +1,12 @@
 """RFC 2136 dynamic updates with TSIG, to an authoritative server (BIND 9, Knot, PowerDNS).
 
 `Rfc2136Backend.read` transfers the zone (AXFR, signed with the key) and returns its A, AAAA
-and TXT records; `apply` sends one signed UPDATE holding exactly the difference (deletes of
-the removed rdata first, then adds). dnspython's and the socket layer's errors are converted
-to the project's at this boundary. The key's secret is held in the keyring only; it must
-never be logged or put into an error message.
+and TXT records; `apply` sends signed UPDATEs holding exactly the difference (deletes of the
+removed rdata first, then adds): one when it fits in a DNS message, else several (`batches`),
+each holding whole names, since a message over 64 KiB cannot be sent at all and a change that
+never goes out would freeze the zone for every team. dnspython's and the socket layer's
+errors are converted to the project's at this boundary. The key's secret is held in the
+keyring only; it must never be logged or put into an error message.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from tailwire.shared import errors
 from tailwire.shared.events import dns as dns_events
 
 NAME = "rfc2136"
+# What one UPDATE may hold, estimated (`estimated_size`): TCP's 65535 bytes less room for the
+# header, the zone section and the TSIG record.
+MESSAGE_BUDGET = 60_000
 _READ_TYPES: dict[str, Literal["A", "AAAA", "TXT"]] = {"A": "A", "AAAA": "AAAA", "TXT": "TXT"}
 _AUTH_RCODES = {dns.rcode.NOTAUTH, dns.rcode.REFUSED, dns.rcode.BADSIG, dns.rcode.BADKEY}
 
@@ -125,8 +130,12 @@ class Rfc2136Backend:
         change: records.Change,
         desired: frozenset[dns_events.Record],
     ) -> None:
-        """One signed UPDATE: delete the removed rdata, then add the new records."""
+        """Signed UPDATEs, one per batch: delete the removed rdata, then add the new records."""
         del desired  # the difference is enough here
+        for batch in batches(change):
+            await self._update(zone, batch)
+
+    async def _update(self, zone: str, change: records.Change) -> None:
         update = dns.update.UpdateMessage(
             zone,
             keyring=self._keyring,
@@ -161,3 +170,47 @@ class Rfc2136Backend:
         if rcode == dns.rcode.SERVFAIL:
             return errors.TransientBackendError(message)
         return errors.PermanentBackendError(message)
+
+
+def _record_size(record: dns_events.Record) -> int:
+    """An upper bound of the record's wire size in an UPDATE (name uncompressed)."""
+    name = len(record.name) + 2
+    if record.type == "A":
+        rdata = 4
+    elif record.type == "AAAA":
+        rdata = 16
+    elif record.type == "CNAME":
+        rdata = len(record.value) + 2
+    else:  # TXT: each quoted string carries a length byte; the quotes do not travel
+        rdata = len(record.value) + 1 + record.value.count('" "')
+    return name + 10 + rdata
+
+
+def estimated_size(change: records.Change) -> int:
+    return sum(_record_size(r) for r in (*change.removed, *change.added))
+
+
+def batches(change: records.Change) -> list[records.Change]:
+    """The change in batches under MESSAGE_BUDGET, each name's deletes and adds together (so a
+    name is never left half changed between two messages); in name order."""
+    by_name: dict[str, tuple[list[dns_events.Record], list[dns_events.Record]]] = {}
+    for record in change.removed:
+        by_name.setdefault(record.name, ([], []))[0].append(record)
+    for record in change.added:
+        by_name.setdefault(record.name, ([], []))[1].append(record)
+    out: list[records.Change] = []
+    removed: list[dns_events.Record] = []
+    added: list[dns_events.Record] = []
+    size = 0
+    for name in sorted(by_name):
+        gone, new = by_name[name]
+        cost = sum(_record_size(r) for r in (*gone, *new))
+        if size and size + cost > MESSAGE_BUDGET:
+            out.append(records.Change(added=tuple(added), removed=tuple(removed)))
+            removed, added, size = [], [], 0
+        removed.extend(gone)
+        added.extend(new)
+        size += cost
+    if removed or added:
+        out.append(records.Change(added=tuple(added), removed=tuple(removed)))
+    return out
