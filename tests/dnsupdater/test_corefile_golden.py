@@ -89,6 +89,7 @@ def test_resolver_configmap_golden() -> None:
     hosts = corefiles.render_hosts(zone="sudhanva.me", records=records)
     golden.check("resolver.Corefile", corefile)
     golden.check("resolver-sudhanva.me.hosts", hosts)
+    golden.check("resolver-sudhanva.me.soa", corefiles.render_soa_zone(zone="sudhanva.me", ttl=60))
     # What was written reads back as the same records (minus the wildcard hosts cannot say).
     assert corefiles.parse_hosts(hosts, ttl=60) == frozenset(records[:3])
 
@@ -96,3 +97,21 @@ def test_resolver_configmap_golden() -> None:
 @pytest.mark.parametrize("line", ["not-an-ip docs.sudhanva.me", "# only a comment", "   "])
 def test_unreadable_hosts_lines_are_ignored(line: str) -> None:
     assert corefiles.parse_hosts(line + "\n", ttl=60) == frozenset()
+
+
+def test_names_the_hosts_file_lacks_are_denied_by_the_zones_soa() -> None:
+    """A real CoreDNS answered SERVFAIL for a deleted route's name and for the zone's SOA:
+    `hosts` has no SOA to say NXDOMAIN with. It now falls through to `file` serving a zone of
+    just the SOA, named by the ConfigMap key the backend writes next to the Corefile."""
+    corefile = corefiles.render_resolver_corefile(
+        zones=[("sudhanva.me", 60)], mount_path="/etc/coredns"
+    )
+    block = corefile.split("sudhanva.me:53 {\n", 1)[1]
+    hosts_end = block.index("        fallthrough\n    }\n")
+    assert block.index("    hosts /etc/coredns/sudhanva.me.hosts sudhanva.me {") < hosts_end
+    assert f"    file /etc/coredns/{corefiles.soa_key('sudhanva.me')} sudhanva.me\n" in block
+    soa = corefiles.render_soa_zone(zone="Sudhanva.ME.", ttl=60)
+    assert soa.splitlines() == [
+        "$ORIGIN sudhanva.me.",
+        "@ 60 IN SOA ns.sudhanva.me. hostmaster.sudhanva.me. 1 7200 1800 86400 60",
+    ]

@@ -123,6 +123,7 @@ async def test_configmaps_and_annotations_follow_and_write_nothing_twice(
         assert resolver is not None
         golden.check("e2e-resolver.Corefile", resolver["data"]["Corefile"])
         golden.check("e2e-sudhanva.me.hosts", resolver["data"]["sudhanva.me.hosts"])
+        golden.check("resolver-sudhanva.me.soa", resolver["data"]["sudhanva.me.soa"])
         assert resolver["metadata"]["labels"][labels.MANAGED_BY] == labels.MANAGED_BY_VALUE
         coredns = kube_emulator.get("configmaps", name="coredns", namespace="kube-system")
         assert coredns is not None

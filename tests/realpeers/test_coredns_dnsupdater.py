@@ -6,8 +6,10 @@ plugins), written by the product's own adapters into the real kube-apiserver.
   Corefile with `hosts` + `reload` per zone, one hosts file per zone). CoreDNS serves that
   ConfigMap as a pod would (`coredns.project`, the kubelet's volume layout) and answers the
   routes' hostnames with the Gateway's Tailscale addresses. When the records change (a new
-  address, a new route) the `hosts` plugin's `reload 1s` picks the new file up; when the
-  Corefile changes (a zone added) the `reload` plugin does, in the same process.
+  address, a new route, a deleted one) the `hosts` plugin's `reload 1s` picks the new file
+  up, and a name it no longer holds gets NXDOMAIN with the zone's SOA (this test found the
+  resolver answering SERVFAIL there); when the Corefile changes (a zone added) the `reload`
+  plugin loads it, in the same process.
 - In-cluster: the rewrite block merged into a user's CoreDNS Corefile sends `*.zone` to the
   gateway-internal Service. Its `kubernetes cluster.local` needs no extra upstream: the
   plugin answers the rewritten name from the real kube-apiserver, where the test applied the
@@ -203,7 +205,16 @@ async def test_the_tailnet_view_answers_the_gateways_tailscale_address_and_follo
             )
             assert _addresses(server, f"docs.{ZONE}") == {MOVED_V4}
             assert _addresses(server, f"docs.{ZONE}", "AAAA") == {MOVED_V6}
-            assert _addresses(server, f"vault.{ZONE}") == set()
+            # The deleted route's name is denied as an authoritative server does it: NXDOMAIN
+            # with the zone's SOA (TTL 60 for negative caching), not SERVFAIL.
+            gone = _answer(server, f"vault.{ZONE}", "A")
+            assert gone.rcode() == dns.rcode.NXDOMAIN, gone
+            assert [(r.name.to_text(), r.rdtype, r.ttl) for r in gone.authority] == [
+                (f"{ZONE}.", dns.rdatatype.SOA, 60)
+            ], gone
+            apex = _answer(server, ZONE, "SOA")
+            assert apex.rcode() == dns.rcode.NOERROR, apex
+            assert [r.rdtype for r in apex.answer] == [dns.rdatatype.SOA]
 
             # (c) the Corefile changes (a zone added to the settings; the dnsupdater restarts
             # and its first pass writes the new Corefile): the `reload` plugin loads it into

@@ -1,7 +1,8 @@
 """CoreDNS through ConfigMaps: the tailnet resolver's hosts data and the in-cluster rewrite.
 
 - `ResolverBackend` is a zone backend: each zone's records are the `<zone>.hosts` key of
-  tailwire's resolver ConfigMap; its Corefile (hosts + reload) is kept by `ensure`.
+  tailwire's resolver ConfigMap; its Corefile (hosts, file, reload) and each zone's SOA
+  (`<zone>.soa`) are kept by `ensure`.
 - `RewriteBlock` keeps tailwire's block in the user's CoreDNS ConfigMap and leaves the rest
   of their Corefile untouched.
 
@@ -41,6 +42,14 @@ class ResolverBackend:
         self.configmap = configmap
         self.ttls = dict(zones)
         self.corefile = corefiles.render_resolver_corefile(zones=zones, mount_path=mount_path)
+        # What the Corefile serves besides the hosts files: it and each zone's SOA.
+        self.static = {
+            corefiles.COREFILE_KEY: self.corefile,
+            **{
+                corefiles.soa_key(zone): corefiles.render_soa_zone(zone=zone, ttl=ttl)
+                for zone, ttl in zones
+            },
+        }
 
     async def read(self, zone: str) -> frozenset[dns_events.Record]:
         data = await self.writer.read_configmap(namespace=self.namespace, name=self.configmap)
@@ -60,20 +69,20 @@ class ResolverBackend:
             name=self.configmap,
             data={
                 corefiles.hosts_key(zone): corefiles.render_hosts(zone=zone, records=desired),
-                corefiles.COREFILE_KEY: self.corefile,
+                **self.static,
             },
             create=True,
         )
 
     async def ensure(self) -> bool:
-        """Write the resolver's Corefile if it differs; True if it wrote."""
+        """Write the resolver's Corefile and SOAs if they differ; True if it wrote."""
         data = await self.writer.read_configmap(namespace=self.namespace, name=self.configmap)
-        if data is not None and data.get(corefiles.COREFILE_KEY) == self.corefile:
+        if data is not None and all(data.get(k) == v for k, v in self.static.items()):
             return False
         await self.writer.write_configmap(
             namespace=self.namespace,
             name=self.configmap,
-            data={corefiles.COREFILE_KEY: self.corefile},
+            data=self.static,
             create=True,
         )
         log.info("resolver Corefile written to %s/%s", self.namespace, self.configmap)

@@ -1,7 +1,11 @@
 """CoreDNS text: the tailnet resolver ConfigMap and the in-cluster rewrite block.
 
 - The resolver ConfigMap (tailwire's own) serves each zone with the `hosts` plugin from a
-  `<zone>.hosts` key, and `reload` picks up Corefile changes (a new zone).
+  `<zone>.hosts` key, and `reload` picks up Corefile changes (a new zone). Names the hosts
+  file does not hold fall through to the `file` plugin and a zone of just its SOA
+  (`<zone>.soa` key): NXDOMAIN with the SOA, as an authoritative server says it. `hosts`
+  alone answers SERVFAIL there (it has no SOA to deny with), and `template` cannot be the
+  fallback: CoreDNS runs it before `hosts`, whatever the Corefile's order.
 - The in-cluster rewrite lives in the user's CoreDNS ConfigMap, between BEGIN/END marker
   lines; `merge_corefile` replaces only that block and leaves every other byte alone.
 
@@ -30,6 +34,20 @@ _BLOCK = re.compile(
 def hosts_key(zone: str) -> str:
     """The ConfigMap data key holding a zone's hosts file."""
     return f"{exposures.normalize_hostname(zone)}.hosts"
+
+
+def soa_key(zone: str) -> str:
+    """The ConfigMap data key holding a zone's SOA-only zone file."""
+    return f"{exposures.normalize_hostname(zone)}.soa"
+
+
+def render_soa_zone(*, zone: str, ttl: int) -> str:
+    """A zone file of just the SOA: what the `file` plugin denies unknown names with (the
+    SOA's minimum, the negative-caching TTL, is the zone's TTL)."""
+    name = exposures.normalize_hostname(zone)
+    return (
+        f"$ORIGIN {name}.\n@ {ttl} IN SOA ns.{name}. hostmaster.{name}. 1 7200 1800 86400 {ttl}\n"
+    )
 
 
 def render_hosts(*, zone: str, records: Iterable[dns.Record]) -> str:
@@ -67,7 +85,8 @@ def parse_hosts(text: str, *, ttl: int) -> frozenset[dns.Record]:
 def render_resolver_corefile(
     *, zones: Sequence[tuple[str, int]], mount_path: str = "/etc/coredns"
 ) -> str:
-    """The resolver's Corefile: one server block per (zone, ttl), hosts + reload."""
+    """The resolver's Corefile: one server block per (zone, ttl), hosts falling through to
+    the zone's SOA (`file`), and reload."""
     blocks = ["# Rendered by the tailwire dnsupdater; edits are replaced on the next change."]
     for zone, ttl in sorted(zones):
         name = exposures.normalize_hostname(zone)
@@ -77,7 +96,9 @@ def render_resolver_corefile(
             f"    hosts {mount_path}/{hosts_key(name)} {name} {{\n"
             f"        ttl {ttl}\n"
             "        reload 1s\n"
+            "        fallthrough\n"
             "    }\n"
+            f"    file {mount_path}/{soa_key(name)} {name}\n"
             "    reload\n"
             "}"
         )
