@@ -14,8 +14,9 @@ STAMP := $(VENV)/.installed
 
 setup: system-packages venv peers
 
-# The real peers (tailscaled, Headscale, kube-apiserver, etcd, kubectl) from the pinned Go
-# modules under testing/peers/, into .peers/bin; only what is missing or changed is built.
+# The real peers (tailscaled, Headscale, kube-apiserver, etcd, kubectl, CoreDNS) from the pinned
+# Go modules under testing/peers/, into .peers/bin, and the upstream CRDs (Gateway API, Envoy
+# Gateway, cert-manager) out of theirs into .peers/crds; only what is missing or changed.
 peers:
 	@testing/peers/build
 
