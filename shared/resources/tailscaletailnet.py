@@ -3,6 +3,9 @@ API and the Secret holding its credentials. Never holds a credential itself."""
 
 from __future__ import annotations
 
+import ipaddress
+import urllib.parse
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,6 +20,8 @@ KIND = "TailscaleTailnet"
 PLURAL = "tailscaletailnets"
 SINGULAR = "tailscaletailnet"
 SHORT_NAMES = ("tstailnet",)
+# On a credentials Secret: the TailscaleTailnets that may use it (comma-separated names).
+SECRET_TAILNETS_ANNOTATION = "tailwire.dev/tailnets"  # noqa: S105 (an annotation key)
 SCOPE = "Cluster"
 
 
@@ -77,9 +82,33 @@ def check(tailnet: TailscaleTailnet) -> list[errors.Problem]:
         )
     if not spec.api_url.startswith(("https://", "http://")):
         problems.append(errors.Problem(field="spec.apiURL", message="must be an http(s) URL"))
+    elif spec.api_url.startswith("http://") and not _loopback(spec.api_url):
+        problems.append(
+            errors.Problem(
+                field="spec.apiURL",
+                message="must be https:// (the credentials travel to it); plain http:// only "
+                "to a loopback address",
+            )
+        )
     if spec.control_url is not None and not spec.control_url.startswith(("https://", "http://")):
         problems.append(errors.Problem(field="spec.controlURL", message="must be an http(s) URL"))
     return problems
+
+
+def _loopback(url: str) -> bool:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def secret_tailnets(annotations: Mapping[str, str]) -> frozenset[str]:
+    """The TailscaleTailnets a credentials Secret's annotation lets use it."""
+    listed = annotations.get(SECRET_TAILNETS_ANNOTATION, "")
+    return frozenset(n.strip() for n in listed.split(",") if n.strip())
 
 
 def control_url(spec: TailscaleTailnetSpec) -> str | None:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tailwire.shared import permissions, subjects
+from tailwire.shared.resources import tailscaletailnet
 from tailwire.testing import bind, controlapi, kubeapi, natsserver, netns, otlp, peers, tailnet
 from tailwire.testing.system import buses, kubelet, launching, processes
 
@@ -176,24 +177,32 @@ def seed_cluster(system: launching.System, api: kubeapi.KubeAPI) -> None:
 
 
 def seed_tailnet(system: launching.System) -> None:
-    """The TailscaleTailnet of the local Headscale and the Secret with its API key, as a user
-    would create them: the keyminter mints through `apiURL` (the loopback forwarder to
-    Headscale's REST API), the gateways' tailscaled log in to `controlURL` (Headscale's
-    address on the underlay)."""
+    """The TailscaleTailnet of the local Headscale and the Secret with its API key, seeded in
+    the emulator (`tailnet_objects`)."""
     assert system.tailnet is not None
-    control = system.tailnet.control
+    for document in tailnet_objects(system.tailnet.control, tags=system.options.tags):
+        system.apply(document)
+
+
+def tailnet_objects(control: tailnet.Headscale, *, tags: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The Secret with a started Headscale's API key and the TailscaleTailnet `TAILNET` naming
+    it, as a user would create them (in the emulator or a real cluster): the keyminter mints
+    through `apiURL` (the loopback forwarder to Headscale's REST API), the gateways' tailscaled
+    log in to `controlURL` (Headscale's address on the underlay)."""
     assert control.forwarder is not None
     key = base64.b64encode(control.api_key.encode()).decode()
     namespace = launching.GATEWAY_NAMESPACE
-    system.apply(
+    return [
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": launching.TAILNET_SECRET, "namespace": namespace},
+            "metadata": {
+                "name": launching.TAILNET_SECRET,
+                "namespace": namespace,
+                "annotations": {tailscaletailnet.SECRET_TAILNETS_ANNOTATION: launching.TAILNET},
+            },
             "data": {"api_key": key},
-        }
-    )
-    system.apply(
+        },
         {
             "apiVersion": "gateway.tailscale.com/v1alpha1",
             "kind": "TailscaleTailnet",
@@ -206,10 +215,10 @@ def seed_tailnet(system: launching.System) -> None:
                 "oauthSecretName": launching.TAILNET_SECRET,
                 "oauthSecretNamespace": namespace,
                 "headscale": {"user": launching.HEADSCALE_USER},
-                "tags": list(system.options.tags),
+                "tags": list(tags),
             },
-        }
-    )
+        },
+    ]
 
 
 def real_tailnet_unavailable() -> str | None:

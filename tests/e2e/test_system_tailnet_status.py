@@ -16,7 +16,12 @@ def _secret(name: str, data: dict[str, str]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": name, "namespace": NS},
+        "metadata": {
+            "name": name,
+            "namespace": NS,
+            # the TailscaleTailnet <prefix> of Secret <prefix>-oauth may use it
+            "annotations": {"tailwire.dev/tailnets": name.removesuffix("-oauth")},
+        },
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
     }
 

@@ -157,7 +157,11 @@ def tailnet_resource(
             {
                 "apiVersion": "v1",
                 "kind": "Secret",
-                "metadata": {"name": f"{name}-creds", "namespace": NAMESPACE},
+                "metadata": {
+                    "name": f"{name}-creds",
+                    "namespace": NAMESPACE,
+                    "annotations": {tailscaletailnet.SECRET_TAILNETS_ANNOTATION: name},
+                },
                 "data": {k: base64.b64encode(v.encode()).decode() for k, v in secret.items()},
             }
         )

@@ -258,3 +258,41 @@ async def test_a_tailnet_deleted_during_its_check_gets_no_event(
     checker.note(snapshot("lab", deleted=True))
     assert await in_flight is None
     assert recorder.events == []
+
+
+async def test_a_secret_not_annotated_for_the_tailnet_is_never_sent_anywhere(
+    make_minter: MinterFactory,
+    control_api: controlapi.FakeControlAPI,
+    kube: kubeapi.KubeAPI,
+    clock: controlapi.FakeClock,
+) -> None:
+    """Issue 18, finding 6: a TailscaleTailnet naming tailwire's credentials Secret with an
+    apiURL of its creator's choosing receives nothing unless the Secret names that tailnet."""
+    oauth = control_api.add_oauth_client(scopes=["auth_keys", "devices:core"], tags=["tag:k8s"])
+    helpers.tailnet_resource(
+        kube,
+        name="lab",
+        spec={"apiURL": control_api.url},
+        secret={"client_id": oauth.client_id, "client_secret": oauth.client_secret},
+    )
+    # The attacker's tailnet points at the same Secret.
+    kube.create(
+        {
+            "apiVersion": "gateway.tailscale.com/v1alpha1",
+            "kind": "TailscaleTailnet",
+            "metadata": {"name": "attacker"},
+            "spec": {"apiURL": control_api.url, "oauthSecretName": "lab-creds"},
+        }
+    )
+    calls_before = len(control_api.requests)
+    checker = make_checker(make_minter, clock, Recorder())
+    checker.note(snapshot("attacker"))
+    event = await checker.check("attacker")
+    assert event is not None
+    assert (event.connected, event.reason) == (False, "NotConfigured")
+    assert "not for this tailnet: annotate it tailwire.dev/tailnets: attacker" in event.message
+    assert len(control_api.requests) == calls_before  # no token request was made
+    checker.note(snapshot("lab"))
+    lab = await checker.check("lab")
+    assert lab is not None
+    assert lab.connected

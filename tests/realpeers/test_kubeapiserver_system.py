@@ -260,7 +260,11 @@ async def test_central_services_reconcile_the_seed_group_on_the_real_kube_apiser
                 {
                     "apiVersion": "v1",
                     "kind": "Secret",
-                    "metadata": {"name": "local-tailnet-oauth", "namespace": NS},
+                    "metadata": {
+                        "name": "local-tailnet-oauth",
+                        "namespace": NS,
+                        "annotations": {"tailwire.dev/tailnets": "local"},
+                    },
                     "stringData": {
                         "client_id": oauth.client_id,
                         "client_secret": oauth.client_secret,

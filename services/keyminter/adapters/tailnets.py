@@ -145,10 +145,18 @@ class Tailnets:
         resource = await self._read_tailnet(api_client, name=name)
         spec = resource.spec
         namespace = spec.oauth_secret_namespace or self._kube.namespace
-        data = await self._read_secret(
+        data, allowed = await self._read_secret(
             api_client, namespace=namespace, name=spec.oauth_secret_name, tailnet=name
         )
         where = f"TailscaleTailnet {name}: Secret {namespace}/{spec.oauth_secret_name}"
+        if name not in allowed:
+            # Whoever may create a TailscaleTailnet must not be able to send tailwire's
+            # credentials to an apiURL of their choosing: the Secret names who may use it.
+            raise errors.ConfigurationError(
+                f"{where} is not for this tailnet: annotate it "
+                f"{tailscaletailnet.SECRET_TAILNETS_ANNOTATION}: {name} (a comma-separated "
+                "list of the TailscaleTailnets that may use it)"
+            )
         if spec.backend == "headscale":
             api_key = data.get("api_key")
             if not api_key:
@@ -191,7 +199,8 @@ class Tailnets:
 
     async def _read_secret(
         self, api_client: client.ApiClient, *, namespace: str, name: str, tailnet: str
-    ) -> dict[str, str]:
+    ) -> tuple[dict[str, str], frozenset[str]]:
+        """The Secret's data, and the TailscaleTailnets its annotation lets use it."""
         core = client.CoreV1Api(api_client)
         where = f"TailscaleTailnet {tailnet}: Secret {namespace}/{name}"
         try:
@@ -214,4 +223,5 @@ class Tailnets:
                 decoded[key] = base64.b64decode(value).decode().strip()
             except (binascii.Error, UnicodeDecodeError):
                 raise errors.ConfigurationError(f"{where}: key {key} is not base64") from None
-        return decoded
+        annotations = (secret.metadata.annotations if secret.metadata else None) or {}
+        return decoded, tailscaletailnet.secret_tailnets(annotations)
