@@ -324,9 +324,7 @@ class Renderer:
         refused: list[str] = []
         for item in decision.outgoing:
             try:
-                await bus.publish(
-                    self.broker, item.event, subject=item.subject, msg_id=item.msg_id
-                )
+                await bus.publish(self.broker, item.event, subject=item.subject, msg_id=item.msg_id)
             except errors.BusError as exc:
                 log.error("%s not published: %s", item.subject, exc)
                 refused.append(item.subject)

@@ -191,13 +191,13 @@ async def test_a_deleted_gateway_takes_its_whole_stack_with_it(
             what="the finalizer",
             within=30,
         )
-        stack = owned()
-        assert {item.split("/")[0] for item in stack} == {
-            "gatewayclasses",
-            "envoyproxies",
-            "certificates",
-            "httproutes",
-        }
+        # The finalizer can come with the first apply, before the routes: wait for them all.
+        kinds = {"gatewayclasses", "envoyproxies", "certificates", "httproutes"}
+        await system.eventually(
+            lambda: {item.split("/")[0] for item in owned()} == kinds,
+            what="the whole stack",
+            within=30,
+        )
 
         held = api.delete("tailscalegateways", name="gw", namespace="apps")
         assert held is not None  # the finalizer holds it
