@@ -11,6 +11,8 @@ import hashlib
 import json
 from typing import Any, Literal
 
+from pydantic import Field
+
 from tailwire.shared import ids
 from tailwire.shared.events import base
 
@@ -21,10 +23,14 @@ def config_hash(config: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+# Both name a directory on every node (k8s.names.gateway_state_dir): object names only.
+_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
 class GatewayConfig(base.Event):
     type: Literal["gateway.config"] = "gateway.config"
-    group: ids.GroupName
-    tailnet: str
+    group: ids.GroupName = Field(pattern=_NAME, max_length=253)
+    tailnet: str = Field(pattern=_NAME, max_length=253)
     generation: int
     config: dict[str, Any]
     hash: str

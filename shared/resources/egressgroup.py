@@ -108,7 +108,12 @@ class EgressGroupSpec(common.Spec):
     tags: list[Tag] = Field(default_factory=lambda: list(DEFAULT_TAGS), min_length=1)
     dns: DNS = Field(default_factory=DNS)
     gateway: GatewayPlacement = Field(default_factory=GatewayPlacement)
-    tailnet: str | None = None
+    # A TailscaleTailnet's name (it becomes a path on the nodes: never `../`).
+    tailnet: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+    )
 
 
 class EgressGroupStatus(common.Spec):
