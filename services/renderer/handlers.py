@@ -167,6 +167,13 @@ class Renderer:
         async def on_ack(message: NatsMessage) -> None:
             try:
                 ack = bus.decode(nodes.NodeAck, message.body)
+                if message.raw_message.subject != subjects.node_ack(ack.node):
+                    # A nodeagent may publish on its own node's ack subject only: the subject,
+                    # not the body, says which node speaks.
+                    raise errors.MessageRejected(
+                        f"node: the ack names {ack.node!r} but came on "
+                        f"{message.raw_message.subject}"
+                    )
                 before = self.acks.get(ack.node)
                 if before is None or ack.generation >= before.generation:
                     self.acks[ack.node] = ack

@@ -152,3 +152,22 @@ async def test_good_snapshots_still_make_a_plan_after_hostile_ones(
             ),
         )
     assert [m.name for m in renderer.published.plans["node-a"].members] == ["api-0"]
+
+
+async def test_an_ack_speaking_for_another_node_is_dead_lettered(
+    renderer: handlers.Renderer, rejections: harness.Rejections
+) -> None:
+    """Issue 18 (low): node A's agent may publish on A's ack subject only (its NATS user), but
+    the renderer keyed acks by the body's node, so A could speak for B."""
+    forged = nodes.NodeAck(node=ids.NodeName("node-b"), generation=99)
+    await rejections.check(
+        [
+            payloads.Hostile(
+                subject=subjects.node_ack("node-a"),
+                body=forged.to_bytes(),
+                headers={},
+                why="an ack for node-b on node-a's subject",
+            )
+        ]
+    )
+    assert "node-b" not in renderer.acks
