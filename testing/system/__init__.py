@@ -56,7 +56,12 @@ code on SIGTERM (None: it had to be killed) and `s.unclean_logs` the end of the 
 that did not exit 0 (with its thread stacks when it ignored SIGTERM).
 `Options(kubeconfig=..., nodes=())` runs the central services against a cluster the launcher
 does not own: nothing is seeded there; `service_kubeconfigs={"renderer": path, ...}` gives a
-central service its own identity there (a ServiceAccount's token, so its RBAC applies).
+central service its own identity there (a ServiceAccount's token, so its RBAC applies; a
+nodeagent's key is its NATS user, `permissions.nodeagent_user(node)`). With `nodes` given,
+a nodeagent runs for each as well, but no kubelet stand-in and no netns: the caller plays the
+kubelet on that cluster (gateway pods, their netns and tailscaled, in the node's
+`s.gateway_state_root(node)`), and `tailnet_objects(headscale, tags=...)` are the Secret and
+TailscaleTailnet to apply there for a Headscale of its own.
 
 Must not: be imported by services (import-linter: testing sits above them), or leave a
 process, a netns or a file behind, whatever happens inside the block.
@@ -75,7 +80,7 @@ from .launching import (
     eventually,
 )
 from .processes import ServiceNotReady, ServiceProcess
-from .starting import real_tailnet_unavailable, running
+from .starting import real_tailnet_unavailable, running, tailnet_objects
 
 __all__ = [
     "ADMIN_USER",
@@ -97,4 +102,5 @@ __all__ = [
     "eventually",
     "real_tailnet_unavailable",
     "running",
+    "tailnet_objects",
 ]
