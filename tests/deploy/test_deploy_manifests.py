@@ -68,8 +68,11 @@ def test_each_service_has_its_own_service_account_and_the_nodeagent_no_api_acces
     accounts = {w["spec"]["template"]["spec"]["serviceAccountName"] for w in workloads.values()}
     assert len(accounts) == len(workloads) == 5
     agent = workloads["tailwire-nodeagent"]["spec"]["template"]["spec"]
-    assert agent["hostNetwork"]
+    # Issue 18 (medium 5): no hostNetwork, so NATS admits the agent by label, not from any
+    # address; the runtime's seccomp profile.
+    assert "hostNetwork" not in agent
     assert agent["hostPID"]
+    assert agent["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert agent["automountServiceAccountToken"] is False
     caps = agent["containers"][0]["securityContext"]["capabilities"]
     assert caps == {"drop": ["ALL"], "add": ["NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"]}
@@ -119,3 +122,33 @@ def test_compose_file_follows_the_compose_specification() -> None:
         "nodeagent",
         "jaeger",
     }
+
+
+def test_nats_admits_only_labelled_clients_and_ha_routes_only_between_its_servers() -> None:
+    """Issue 18, finding 5: `tailwire-nats-clients` admitted 0.0.0.0/0 on 4222 (for the
+    hostNetwork nodeagent), and the HA overlay's 3 servers could not reach each other on 6222
+    under base's default-deny."""
+    for overlay in OVERLAYS:
+        policies = [o for o in render(overlay) if o["kind"] == "NetworkPolicy"]
+        for policy in policies:
+            for rule in policy["spec"].get("ingress", []):
+                assert all("ipBlock" not in peer for peer in rule.get("from", [])), (
+                    overlay,
+                    policy["metadata"]["name"],
+                )
+        routes = [
+            p for p in policies
+            if any(port["port"] == 6222 for r in p["spec"].get("ingress", [])
+                   for port in r.get("ports", []))
+        ]  # fmt: skip
+        if overlay == "overlays/ha":
+            (policy,) = routes
+            assert policy["spec"]["podSelector"] == {
+                "matchLabels": {"app.kubernetes.io/name": "tailwire-nats"}
+            }
+            (rule,) = policy["spec"]["ingress"]
+            assert rule["from"] == [
+                {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "tailwire-nats"}}}
+            ]
+        else:
+            assert routes == []
