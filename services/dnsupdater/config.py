@@ -39,6 +39,8 @@ class ZoneConfig(BaseModel):
     port: int | None = Field(default=None, ge=1, le=65535)
     # Tailscale split DNS: the resolvers tailnet clients ask for this zone.
     nameservers: tuple[str, ...] = ()
+    # Whether a route may take the zone's apex (`example.com` itself in zone example.com).
+    apex: bool = False
 
     @field_validator("zone")
     @classmethod

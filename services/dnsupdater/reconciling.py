@@ -77,6 +77,8 @@ class ZoneTarget:
     backend: ZoneBackend
     # What the backend holds as far as we know; None means "read it first".
     applied: frozenset[dns_events.Record] | None = None
+    # Names holding someone else's records at the last read: never taken over.
+    foreign: frozenset[str] = frozenset()
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -227,14 +229,35 @@ class Reconciler:
         repair: bool,
     ) -> dns_events.DnsChanged | None:
         zone, backend = target.zone, target.backend
-        desired = records.desired_records(
-            zone=zone.zone, served=served, ttl=zone.ttl, wildcards=backend.wildcards
-        )
-        if backend.owner_markers:
-            desired = records.with_owner_markers(desired, ttl=zone.ttl)
         if repair or target.applied is None:
             actual = await backend.read(zone.zone)
             target.applied = records.owned(actual) if backend.owner_markers else actual
+            if backend.owner_markers:
+                target.foreign = records.foreign_names(actual)
+        desired = records.desired_records(
+            zone=zone.zone,
+            served=served,
+            ttl=zone.ttl,
+            wildcards=backend.wildcards,
+            apex=zone.apex,
+            taken=target.foreign,
+        )
+        refused = sorted(
+            name
+            for name in served
+            if exposures.in_zone(name, zone=zone.zone)
+            and (name in target.foreign or (name == zone.zone and not zone.apex))
+        )
+        if refused:
+            log.warning(
+                "dnsupdater: %s via %s: not taking %s (someone else's records are there, or "
+                "the apex, which the zone does not allow)",
+                zone.zone,
+                backend.name,
+                ", ".join(refused[:10]),
+            )
+        if backend.owner_markers:
+            desired = records.with_owner_markers(desired, ttl=zone.ttl)
         change = records.difference(desired=desired, actual=target.applied)
         if not change:
             return None

@@ -26,13 +26,15 @@ async def _query(server: bind.BindServer, name: str, rdtype: str = "A") -> list[
     return await asyncio.to_thread(server.query, name, rdtype)
 
 
-async def _hand_edit(server: bind.BindServer, *, name: str, replace_a: str) -> None:
-    """What an operator with the key does by hand: nsupdate the A record, drop the AAAA."""
+async def _hand_edit(server: bind.BindServer, *, name: str, add_a: str | None = None) -> None:
+    """What an operator with the key does by hand: drop the name's AAAA (tailwire's), add an
+    A of their own there if given, and a record of their own elsewhere."""
     keyring = dns.tsigkeyring.from_text({server.key_name: server.key_secret})
     update = dns.update.UpdateMessage(
         "example.test", keyring=keyring, keyname=dns.name.from_text(server.key_name)
     )
-    update.replace(dns.name.from_text(name), 60, "A", replace_a)
+    if add_a is not None:
+        update.add(dns.name.from_text(name), 60, "A", add_a)
     update.delete(dns.name.from_text(name), "AAAA")
     update.add(dns.name.from_text("mail.example.test"), 300, "A", "192.0.2.25")
     response = await dns.asyncquery.tcp(update, server.host, port=server.port, timeout=2)
@@ -64,8 +66,11 @@ async def test_records_appear_follow_the_ip_and_leave_with_the_route(
 
         await producer(snapshots.tailscale_service(ips=("100.64.0.11", "fd7a:115c:a1e0::a")))
         moved = await feed.next()
-        assert [(r.type, r.value) for r in moved.added] == [("A", "100.64.0.11")]
-        assert [(r.type, r.value) for r in moved.removed] == [("A", "100.64.0.10")]
+        # Each address has its own ownership marker, which moves with it.
+        assert [(r.type, r.value) for r in moved.added if r.type != "TXT"] == [("A", "100.64.0.11")]
+        assert [(r.type, r.value) for r in moved.removed if r.type != "TXT"] == [
+            ("A", "100.64.0.10")
+        ]
         assert await _query(bind_server, DOCS) == ["100.64.0.11"]
 
         await producer(snapshots.route("docs", hostnames=(DOCS,), deleted=True))
@@ -109,19 +114,49 @@ async def test_hand_made_drift_is_repaired_and_foreign_records_stay(
         await _seed(producer)
         while await _query(bind_server, DOCS, "AAAA") == []:
             await feed.next()
-        await _hand_edit(bind_server, name=DOCS, replace_a="192.0.2.66")
-        assert await _query(bind_server, DOCS) == ["192.0.2.66"]
+        await _hand_edit(bind_server, name=DOCS)  # tailwire's AAAA deleted by hand
+        assert await _query(bind_server, DOCS, "AAAA") == []
 
         ticker.fire()
         repair = await feed.next()
-        assert {(r.type, r.value) for r in repair.added} == {
-            ("A", "100.64.0.10"),
-            ("AAAA", "fd7a:115c:a1e0::a"),
+        assert {(r.type, r.value) for r in repair.added if r.type != "TXT"} == {
+            ("AAAA", "fd7a:115c:a1e0::a")
         }
-        assert [(r.type, r.value) for r in repair.removed] == [("A", "192.0.2.66")]
+        assert [r for r in repair.removed if r.type != "TXT"] == []
         assert await _query(bind_server, DOCS) == ["100.64.0.10"]
         assert await _query(bind_server, DOCS, "AAAA") == ["fd7a:115c:a1e0::a"]
         assert await _query(bind_server, "mail.example.test") == ["192.0.2.25"]
+
+
+async def test_someone_elses_record_at_a_name_is_never_deleted_nor_shadowed(
+    bind_server: bind.BindServer,
+    start_dnsupdater: Any,
+    producer: Producer,
+    feed: Feed,
+    ticker: ManualTicker,
+) -> None:
+    """Issue 18, finding 2: once tailwire's marker was at a name, every A/AAAA there counted
+    as its own and the next repair deleted another team's records (`www`, the apex)."""
+    async with start_dnsupdater(dns_settings=rfc2136_settings(bind_server)):
+        await _seed(producer)
+        while await _query(bind_server, DOCS, "AAAA") == []:
+            await feed.next()
+        await _hand_edit(bind_server, name=DOCS, add_a="192.0.2.66")  # another team's A
+
+        ticker.fire()
+        repair = await feed.next()
+        # tailwire steps back from the contested name: its own records go, theirs stay.
+        assert ("A", "192.0.2.66") not in {(r.type, r.value) for r in repair.removed}
+        assert repair.added == ()
+        assert await _query(bind_server, DOCS) == ["192.0.2.66"]
+        assert await _query(bind_server, DOCS, "TXT") == []
+
+        # A route for a name that already holds someone's records, or the apex, takes nothing.
+        await producer(snapshots.route("mail", hostnames=("mail.example.test", "example.test")))
+        ticker.fire()
+        await feed.nothing(within=1.0)
+        assert await _query(bind_server, "mail.example.test") == ["192.0.2.25"]
+        assert await _query(bind_server, "example.test") == []
 
 
 async def test_nothing_is_written_when_nothing_changed(

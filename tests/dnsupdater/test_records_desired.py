@@ -75,10 +75,9 @@ def test_hostnames_outside_the_zone_are_left_to_other_zones() -> None:
     )
     assert {
         r.name for r in records.desired_records(zone="example.test", served=served, ttl=30)
-    } == {
-        "a.example.test",
-        "example.test",
-    }
+    } == {"a.example.test"}  # the apex only where the zone allows it
+    allowed = records.desired_records(zone="example.test", served=served, ttl=30, apex=True)
+    assert {r.name for r in allowed} == {"a.example.test", "example.test"}
     assert {r.name for r in records.desired_records(zone="other.test", served=served, ttl=30)} == {
         "b.other.test"
     }
