@@ -26,7 +26,7 @@ _MARKER_PREFIX = '"heritage=tailwire,tailwire/owner=dnsupdater,record='
 
 def marker(record: dns.Record) -> dns.Record:
     """The TXT that says tailwire made `record`."""
-    value = f"{_MARKER_PREFIX}{record.type} {record.value}\""
+    value = f'{_MARKER_PREFIX}{record.type} {record.value}"'
     return dns.Record(name=record.name, type="TXT", value=value, ttl=record.ttl)
 
 
@@ -107,9 +107,7 @@ def foreign_names(records: Iterable[dns.Record]) -> frozenset[str]:
     """Names holding an A, AAAA or CNAME that is not tailwire's: never taken over."""
     records = frozenset(records)
     ours = owned(records)
-    return frozenset(
-        r.name for r in records if r.type in ("A", "AAAA", "CNAME") and r not in ours
-    )
+    return frozenset(r.name for r in records if r.type in ("A", "AAAA", "CNAME") and r not in ours)
 
 
 def difference(*, desired: Iterable[dns.Record], actual: Iterable[dns.Record]) -> Change:
