@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import nats
 import nats.errors
@@ -66,8 +67,10 @@ async def answering(
     server: natsserver.NatsServer,
     kube: kubeapi.KubeAPI,
     issuer: nkeys.KeyPair,
+    reviewer: Callable[[tokenreview.TokenReviewer], Any] = lambda real: real,
 ) -> AsyncIterator[None]:
-    """The keyminter's responder, connected as the keyminter; the streams declared."""
+    """The keyminter's responder, connected as the keyminter; the streams declared.
+    `reviewer` may wrap the real TokenReview."""
     connection = await nats.connect(server.url, user="keyminter", password="k")
     await bus.declare_streams(connection.jetstream(), bus=settings.BusSettings())
     opened: list[ApiClient] = []
@@ -78,7 +81,7 @@ async def answering(
         return opened[0]
 
     responder = busauth.BusAuth(
-        reviewer=tokenreview.TokenReviewer(api_client, audience=AUDIENCE),
+        reviewer=reviewer(tokenreview.TokenReviewer(api_client, audience=AUDIENCE)),
         issuer=issuer,
         namespace=NAMESPACE,
         service_account=SERVICE_ACCOUNT,
@@ -304,3 +307,63 @@ async def test_an_agent_refused_after_a_nats_restart_comes_back_when_answered(
         assert agent.running
     finally:
         await agent.kill()
+
+
+class SlowReviewer:
+    """The real TokenReview for real tokens; junk tokens take JUNK_REVIEW_SECONDS each, as a
+    flooded API server answers. Counts the reviews of each token."""
+
+    def __init__(self, real: tokenreview.TokenReviewer) -> None:
+        self.real = real
+        self.calls: dict[str, int] = {}
+
+    async def review(self, token: str) -> buscredentials.Review:
+        self.calls[token] = self.calls.get(token, 0) + 1
+        if token.startswith("junk-"):
+            await asyncio.sleep(JUNK_REVIEW_SECONDS)
+            return buscredentials.Review(authenticated=False, error="invalid bearer token")
+        return await self.real.review(token)
+
+
+# One at a time, 40 of them keep the callout busy for 12 s (the agent gives up after 10);
+# answered concurrently, about a second.
+JUNK_REVIEW_SECONDS = 0.3
+
+
+async def test_junk_connections_do_not_keep_a_nodeagent_out_and_reviews_are_cached(
+    callout_nats: natsserver.NatsServer, kube: kubeapi.KubeAPI, issuer: nkeys.KeyPair,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """Issue 18, finding 4: the callout answered one request at a time with a TokenReview
+    each, so 40 junk connections made a real nodeagent fail to authenticate."""
+    made: list[SlowReviewer] = []
+
+    def slow(real: tokenreview.TokenReviewer) -> SlowReviewer:
+        made.append(SlowReviewer(real))
+        return made[0]
+
+    token = kube.issue_token(
+        namespace=NAMESPACE, service_account=SERVICE_ACCOUNT, audiences=(AUDIENCE,),
+        node="node-a", pod="tailwire-nodeagent-x7k2p",
+    )  # fmt: skip
+    token_file = _token_file(tmp_path, token)
+    async with answering(callout_nats, kube, issuer, reviewer=slow):
+        (reviewer,) = made
+        junk = [asyncio.create_task(_refused(callout_nats, f"junk-{i}")) for i in range(40)]
+        try:
+            await asyncio.sleep(0.2)  # the junk is in the responder's hands, reviews pending
+            assert sum(reviewer.calls.values()) > 0
+            for _ in range(2):  # the second time from the cache
+                broker = bus.make_broker(
+                    service="nodeagent",
+                    bus=settings.BusSettings(
+                        nats_url=callout_nats.url, nats_token_file=str(token_file)
+                    ),
+                    inbox_prefix=permissions.inbox_prefix("node-a"),
+                )
+                async with asyncio.timeout(10):
+                    await broker.connect()
+                await broker.stop()
+            assert reviewer.calls[token] == 1
+        finally:
+            await asyncio.gather(*junk, return_exceptions=True)
