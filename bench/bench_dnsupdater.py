@@ -123,8 +123,10 @@ async def run(server: bind.BindServer, nats: natsserver.NatsServer) -> dict[str,
             service_name="bench-dnsupdater", exporter="none", set_global=False
         ),
     )
-    await wired.runtime.app.start()
     producer = bus.make_broker(service="watcher", bus=bus_settings)
+    # The streams the dnsupdater waits for, declared as their owner (the renderer) would.
+    await bus.connect_and_declare(producer, bus=bus_settings)
+    await wired.runtime.app.start()
     await producer.start()
 
     async def publish(snapshot: Any) -> None:

@@ -41,7 +41,7 @@ from kubernetes_asyncio import client
 
 from tailwire.services.keyminter import app, configuration, domain, minting
 from tailwire.services.keyminter.adapters import secrets, tailnets
-from tailwire.shared import settings, subjects, telemetry
+from tailwire.shared import bus, settings, subjects, telemetry
 from tailwire.shared.events import base, keys
 from tailwire.shared.k8s import names
 from tailwire.testing import controlapi, kubeapi, natsserver
@@ -227,8 +227,10 @@ async def bus_phase(count: int) -> dict[str, Any]:
                 api_client=api_client,
                 clock=fake.clock,
             )
-            await service.app.start()
             nc = await nats.connect(server.url)
+            # The streams the keyminter waits for, declared as their owner (the renderer) would.
+            await bus.declare_streams(nc.jetstream(), bus=settings.BusSettings())
+            await service.app.start()
             sent: dict[str, float] = {}
             latencies: list[float] = []
             done = asyncio.Event()

@@ -201,6 +201,8 @@ async def run(*, count: int, rate: float, limit: float, workdir: Path) -> dict[s
 
             seen: list[tuple[str, float]] = []
             client = await nats.connect(server.url)
+            # The streams the watcher waits for, declared as their owner (the renderer) would.
+            await bus.declare_streams(client.jetstream(), bus=settings.BusSettings())
 
             async def on_message(msg: Any) -> None:
                 seen.append((msg.subject, time.perf_counter()))

@@ -104,7 +104,10 @@ def rfc2136_settings(server: bind.BindServer, **overrides: Any) -> config.DnsUpd
 
 @pytest.fixture
 def start_dnsupdater(
-    bus_settings: settings.BusSettings, tracer_provider: TracerProvider, ticker: ManualTicker
+    bus_settings: settings.BusSettings,
+    tracer_provider: TracerProvider,
+    ticker: ManualTicker,
+    nats_client: Client,  # the streams declared, as their owner (the renderer) would
 ) -> Callable[..., contextlib.AbstractAsyncContextManager[app.Wired]]:
     @contextlib.asynccontextmanager
     async def start(

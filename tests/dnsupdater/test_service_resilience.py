@@ -19,7 +19,9 @@ from .conftest import Feed, rfc2136_settings
 
 
 async def test_without_zones_it_starts_idles_and_says_so(
-    bus_settings: settings.BusSettings, caplog: pytest.LogCaptureFixture
+    bus_settings: settings.BusSettings,
+    caplog: pytest.LogCaptureFixture,
+    nats_client: Client,  # the streams declared, as their owner (the renderer) would
 ) -> None:
     caplog.set_level(logging.INFO, logger="tailwire.services.dnsupdater")
     wired = app.wire(bus_settings=bus_settings, dns_settings=config.DnsUpdaterSettings())

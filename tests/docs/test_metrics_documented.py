@@ -79,9 +79,10 @@ async def test_a_running_service_counts_messages_errors_and_lag_by_feed(
     )
     before = _samples(prometheus_client.generate_latest().decode())
     producer = bus.make_broker(service="watcher", bus=bus_settings)
+    # The streams first, declared as their owner (the renderer) would: the service waits.
+    await bus.connect_and_declare(producer, bus=bus_settings)
     await service.app.start()
     try:
-        await bus.connect_and_declare(producer, bus=bus_settings)
         await producer.start()
         for name in ("api-0", "api-1"):
             snapshot = pod(name)

@@ -83,6 +83,7 @@ async def keyminter(
     tailscale_settings: tw_settings.TailscaleSettings,
     emulator_client: client.ApiClient,
     clock: controlapi.FakeClock,
+    nats_client: Client,  # the streams declared, as their owner (the renderer) would
 ) -> AsyncIterator[runtime.ServiceRuntime]:
     async with key_helpers.running_keyminter(
         bus_settings=bus_settings,
@@ -97,7 +98,9 @@ async def keyminter(
 
 @pytest.fixture
 async def dnsupdater(
-    bus_settings: tw_settings.BusSettings, tracer_provider: TracerProvider
+    bus_settings: tw_settings.BusSettings,
+    tracer_provider: TracerProvider,
+    nats_client: Client,  # the streams declared, as their owner (the renderer) would
 ) -> AsyncIterator[dns_app.Wired]:
     # A zone whose RFC 2136 server does not answer: the handlers run, the reconciler retries.
     wired = dns_app.wire(

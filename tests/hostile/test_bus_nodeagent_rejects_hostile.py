@@ -46,7 +46,10 @@ LYING_HASH = st.builds(
 
 @pytest.fixture
 async def agent(
-    bus_settings: tw_settings.BusSettings, tracer_provider: TracerProvider, tmp_path: Path
+    bus_settings: tw_settings.BusSettings,
+    tracer_provider: TracerProvider,
+    tmp_path: Path,
+    nats_client: Client,  # the streams declared, as their owner (the renderer) would
 ) -> AsyncIterator[runtime.ServiceRuntime]:
     service = app.create(
         bus_settings=bus_settings,

@@ -3,7 +3,6 @@ for the default tailnet with `keys.failed` naming the missing setting."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -11,7 +10,7 @@ import sys
 
 import nats
 
-from tailwire.shared import subjects
+from tailwire.shared import bus, settings, subjects
 from tailwire.shared.events import base, keys
 from tailwire.testing import natsserver
 
@@ -46,14 +45,8 @@ async def test_unconfigured_keyminter_runs_and_names_the_missing_setting(
     try:
         failures = await client.subscribe(subjects.keys_failed(ref))
         js = client.jetstream()
-        async with asyncio.timeout(30):
-            while True:  # until the keyminter has declared the streams
-                try:
-                    await js.stream_info("TAILWIRE_WORK")
-                    break
-                except nats.js.errors.NotFoundError:
-                    assert process.poll() is None, process.communicate()[1]
-                    await asyncio.sleep(0.05)
+        # The streams the keyminter waits for, declared as their owner (the renderer) would.
+        await bus.declare_streams(js, bus=settings.BusSettings())
         await js.publish(subjects.keys_request(ref), helpers.key_request(owner).to_bytes())
         message = await failures.next_msg(timeout=20)
     finally:
