@@ -4,7 +4,10 @@
   context on every message) and the dead-letter middleware of one service.
 - `STREAMS` declares the streams of DESIGN.md in one place; `declare_streams` creates or
   updates them, and subscribers attach with `stream(name)` (declare=False) so nothing else
-  declares a stream with a different shape.
+  declares a stream with a different shape. One service owns the streams (`STREAM_OWNER`,
+  the renderer): only it declares them, and only its NATS user may create or update them;
+  every other service waits on start until the streams it uses (`STREAMS_USED`) exist
+  (`connect_and_wait`), so two versions of tailwire never fight over a stream's shape.
 - `publish` is the one way to put an event on a stream: it refuses oversized messages, sets
   `Nats-Msg-Id` (duplicates inside the window are dropped by the server) and waits for the
   stream's ack.
@@ -58,6 +61,9 @@ NODES_STREAM = "TAILWIRE_NODES"
 WORK_STREAM = "TAILWIRE_WORK"
 
 MSG_ID_HEADER = "Nats-Msg-Id"
+# Set by nats-server on a message a stream copied in from another stream (`sources`): such a
+# message was not published on its subject by anyone.
+STREAM_SOURCE_HEADER = "Nats-Stream-Source"
 # Per-message TTL (nats-server 2.11+, streams with allow_msg_ttl): the server removes the
 # message, and with it the subject, that many seconds after storing it.
 TTL_HEADER = "Nats-TTL"
@@ -104,6 +110,38 @@ STREAMS: tuple[StreamSpec, ...] = (
         max_age=WEEK,
     ),
 )
+
+
+# The service that declares the streams (creates them, or updates them to this shape).
+STREAM_OWNER = subjects.Service.RENDERER
+
+# The streams each service reads or writes: the owner declares them all, the others wait
+# until theirs exist (and their NATS users may read only these streams' info).
+STREAMS_USED: dict[subjects.Service, tuple[str, ...]] = {
+    subjects.Service.WATCHER: (CLUSTER_STREAM,),
+    subjects.Service.KEYMINTER: (CLUSTER_STREAM, WORK_STREAM),
+    subjects.Service.RENDERER: tuple(spec.name for spec in STREAMS),
+    subjects.Service.DNSUPDATER: (CLUSTER_STREAM, WORK_STREAM),
+    subjects.Service.NODEAGENT: (NODES_STREAM,),
+}
+
+
+def service_inbox_prefix(service: subjects.Service) -> str:
+    """A central service's private reply prefix: JetStream API replies and pushed consumer
+    deliveries come there, and only that service's NATS user may subscribe to it
+    (`permissions`). A node's token never contains `_`, so no nodeagent's prefix
+    (`permissions.inbox_prefix(node)`) equals one of these."""
+    return f"_INBOX_tailwire_{service}"
+
+
+def _default_inbox_prefix(service: subjects.Service | str) -> str | bytes:
+    try:
+        known = subjects.Service(service)
+    except ValueError:
+        return DEFAULT_INBOX_PREFIX
+    if known is subjects.Service.NODEAGENT:
+        return DEFAULT_INBOX_PREFIX  # a nodeagent passes its node's (permissions.inbox_prefix)
+    return service_inbox_prefix(known)
 
 
 def stream_for(subject: str) -> str:
@@ -226,8 +264,9 @@ def make_broker(
 ) -> NatsBroker:
     """A NatsBroker for one service: telemetry, dead letters, reconnects forever.
 
-    `inbox_prefix`: the reply-subject prefix of this connection; a nodeagent confined to its
-    node passes `permissions.inbox_prefix(node)`, the only inboxes its user may read.
+    `inbox_prefix`: the reply-subject prefix of this connection; by default a central
+    service's own (`service_inbox_prefix`), the only inboxes its NATS user may read. A
+    nodeagent confined to its node passes `permissions.inbox_prefix(node)`.
     `closed_cb`: called when the connection is closed for good (see `runtime`).
     """
     tls = tls_context(bus)
@@ -261,7 +300,7 @@ def make_broker(
         max_reconnect_attempts=-1,
         reconnect_time_wait=1,
         allow_reconnect=True,
-        inbox_prefix=inbox_prefix or DEFAULT_INBOX_PREFIX,
+        inbox_prefix=inbox_prefix or _default_inbox_prefix(service),
     )
 
 
@@ -271,14 +310,19 @@ async def connect_and_declare(broker: NatsBroker, *, bus: settings.BusSettings) 
     await declare_streams(connection.jetstream(), bus=bus)
 
 
-async def connect_and_ensure(
-    broker: NatsBroker, *, bus: settings.BusSettings, streams: tuple[str, ...], poll: float = 0.5
+async def connect_and_wait(
+    broker: NatsBroker,
+    *,
+    bus: settings.BusSettings,
+    streams: tuple[str, ...],
+    poll: float = 0.5,
+    remind_every: float = 30.0,
 ) -> None:
-    """Connect; when one of `streams` is missing, declare the streams, and when this user may
-    not (a nodeagent confined to its node may only read stream info), wait until a central
-    service has declared them."""
+    """Connect, then wait until every one of `streams` exists: a service other than
+    `STREAM_OWNER` only reads the streams' info, never declares them (its NATS user may not)."""
     connection = await _connect_waiting_for_grant(broker, bus=bus)
     js = connection.jetstream()
+    reminded: float | None = None
     while True:
         missing = []
         for name in streams:
@@ -286,15 +330,21 @@ async def connect_and_ensure(
                 await js.stream_info(name)
             except nats.js.errors.NotFoundError:
                 missing.append(name)
+            except (nats.errors.TimeoutError, nats.js.errors.Error) as exc:
+                # JetStream not answering (a cluster without quorum; a user that may not
+                # read the info times out too): the same wait, with the reason.
+                missing.append(f"{name} ({exc!r})")
         if not missing:
             return
-        try:
-            await declare_streams(js, bus=bus)
-            return
-        except (nats.errors.TimeoutError, nats.js.errors.Error) as exc:
-            # A permission violation gets no reply: the request times out.
-            log.info("streams %s missing and not declarable here (%r); waiting", missing, exc)
-            await asyncio.sleep(poll)
+        now = time.monotonic()
+        if reminded is None or now - reminded >= remind_every:
+            reminded = now
+            log.info(
+                "streams %s missing; waiting for the %s to declare them",
+                ", ".join(missing),
+                STREAM_OWNER,
+            )
+        await asyncio.sleep(poll)
 
 
 async def _connect_waiting_for_grant(

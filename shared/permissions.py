@@ -3,18 +3,30 @@
 The NATS server configuration of `deploy/` and of the end-to-end tests is generated from
 this table (`tailwire nats-config`), so the permissions and the subjects cannot drift apart.
 A nodeagent gets a user per node that may read only its node's plan and the gateway configs,
-and publish only its node's acks. JetStream needs its API (`$JS.API.>`), acks (`$JS.ACK.>`)
-and reply inboxes (`_INBOX.>`).
+and publish only its node's acks.
+
+JetStream is scoped per service too: each user may send exactly the JetStream API requests
+its own consumers and start-up make (`$JS.API.<request>.<stream>[.<consumer>[.<filter>]]`),
+ack and answer flow control only on its own consumers' streams, and read replies only on its
+own inbox prefix. The streams have one owner, the renderer (`bus.STREAM_OWNER`): it alone may
+create and update them; the others may only read their info and wait for them. Nobody may
+delete or purge a stream, or list, read or delete another service's consumers. The subjects
+were read off a permissive nats-server's trace (`-DV`) while every service ran; the table in
+docs/subjects.md ("JetStream permissions") lists them with the reason for each.
+
+Wildcards stand only where the name is generated: FastStream's push subscribers (ordered or
+not) create their consumers with the request `CONSUMER.CREATE.<stream>`, whose consumer name
+the server makes up and whose filter travels in the body, so their acks and flow-control
+replies (`$JS.ACK.<stream>.<name>.>`, `$JS.FC.<stream>.<name>.>`) need `*` for the name.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from tailwire.shared import subjects
+from tailwire.shared import bus, subjects
 
-_JS = ("$JS.API.>", "$JS.ACK.>", "$JS.FC.>")
-_INBOX = ("_INBOX.>",)
+API = "$JS.API"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -26,6 +38,12 @@ class Permissions:
 
 
 AUTH_CALLOUT_SUBJECT = "$SYS.REQ.USER.AUTH"
+
+# The keyminter's durable pull consumer of the key requests (on TAILWIRE_WORK).
+KEYMINTER_REQUESTS_CONSUMER = "tailwire-keyminter-requests"
+# The watcher's consumer that reads back the last snapshot of each subject of one kind on
+# start, one kind after another (deleted before and after each read).
+WATCHER_RECALL_CONSUMER = "tailwire-watcher-recall"
 
 
 def for_callout(perms: Permissions) -> Permissions:
@@ -39,13 +57,75 @@ def _dead(service: subjects.Service) -> str:
     return subjects.deadletter(service)
 
 
+def _stream_info(service: subjects.Service) -> tuple[str, ...]:
+    """Read the info of the streams this service needs (it waits for them on start)."""
+    return tuple(f"{API}.STREAM.INFO.{name}" for name in bus.STREAMS_USED[service])
+
+
+def _push_consumers(stream: str, *, flow_control: bool) -> tuple[str, ...]:
+    """FastStream push subscribers on `stream`: created without a name (the server makes one
+    up), so their acks, and for ordered consumers the flow-control replies, are allowed for
+    any consumer name of that stream."""
+    granted = (f"{API}.CONSUMER.CREATE.{stream}", f"$JS.ACK.{stream}.*.>")
+    return (*granted, f"$JS.FC.{stream}.*.>") if flow_control else granted
+
+
+def _watcher_js() -> tuple[str, ...]:
+    stream, name = bus.CLUSTER_STREAM, WATCHER_RECALL_CONSUMER
+    return (
+        *_stream_info(subjects.Service.WATCHER),
+        *(
+            f"{API}.CONSUMER.CREATE.{stream}.{name}.{subjects.cluster_filter(kind)}"
+            for kind in subjects.Kind
+        ),
+        f"{API}.CONSUMER.INFO.{stream}.{name}",
+        f"{API}.CONSUMER.MSG.NEXT.{stream}.{name}",
+        f"{API}.CONSUMER.DELETE.{stream}.{name}",
+    )
+
+
+def _keyminter_js() -> tuple[str, ...]:
+    stream, name = bus.WORK_STREAM, KEYMINTER_REQUESTS_CONSUMER
+    return (
+        *_stream_info(subjects.Service.KEYMINTER),
+        f"{API}.CONSUMER.CREATE.{stream}.{name}.{subjects.keys_filter('request')}",
+        f"{API}.CONSUMER.INFO.{stream}.{name}",
+        f"{API}.CONSUMER.MSG.NEXT.{stream}.{name}",
+        f"$JS.ACK.{stream}.{name}.>",
+        # The TailscaleTailnet snapshots: an ordered consumer.
+        *_push_consumers(bus.CLUSTER_STREAM, flow_control=True),
+    )
+
+
+def _renderer_js() -> tuple[str, ...]:
+    granted: list[str] = []
+    for spec in bus.STREAMS:
+        # The owner of the streams: declares them on start (create, else update).
+        granted += [
+            f"{API}.STREAM.CREATE.{spec.name}",
+            f"{API}.STREAM.UPDATE.{spec.name}",
+            f"{API}.STREAM.INFO.{spec.name}",
+        ]
+        # Ordered consumers of every feed it reads back on start and follows.
+        granted += _push_consumers(spec.name, flow_control=True)
+    return tuple(granted)
+
+
+def _dnsupdater_js() -> tuple[str, ...]:
+    return (
+        *_stream_info(subjects.Service.DNSUPDATER),
+        *_push_consumers(bus.CLUSTER_STREAM, flow_control=False),
+    )
+
+
 def for_service(service: subjects.Service) -> Permissions:
     """The subjects one central service may publish to and subscribe to."""
     root = subjects.ROOT
+    inbox = (f"{bus.service_inbox_prefix(service)}.>",)
     if service is subjects.Service.WATCHER:
         return Permissions(
-            publish=(subjects.cluster_filter(), _dead(service), *_JS),
-            subscribe=(subjects.cluster_filter(), *_INBOX),
+            publish=(subjects.cluster_filter(), _dead(service), *_watcher_js()),
+            subscribe=(subjects.cluster_filter(), *inbox),
         )
     if service is subjects.Service.KEYMINTER:
         return Permissions(
@@ -55,9 +135,9 @@ def for_service(service: subjects.Service) -> Permissions:
                 f"{root}.keys.revoked.>",
                 f"{root}.keys.tailnet.>",
                 _dead(service),
-                *_JS,
+                *_keyminter_js(),
             ),
-            subscribe=(subjects.keys_filter("request"), subjects.cluster_filter(), *_INBOX),
+            subscribe=(subjects.keys_filter("request"), subjects.cluster_filter(), *inbox),
         )
     if service is subjects.Service.RENDERER:
         return Permissions(
@@ -67,7 +147,7 @@ def for_service(service: subjects.Service) -> Permissions:
                 subjects.gateway_config_filter(),
                 subjects.status_filter(),
                 _dead(service),
-                *_JS,
+                *_renderer_js(),
             ),
             subscribe=(
                 subjects.cluster_filter(),
@@ -75,13 +155,13 @@ def for_service(service: subjects.Service) -> Permissions:
                 subjects.node_filter(),
                 subjects.gateway_config_filter(),
                 subjects.status_filter(),
-                *_INBOX,
+                *inbox,
             ),
         )
     if service is subjects.Service.DNSUPDATER:
         return Permissions(
-            publish=(subjects.dns_filter(), _dead(service), *_JS),
-            subscribe=(subjects.cluster_filter(), *_INBOX),
+            publish=(subjects.dns_filter(), _dead(service), *_dnsupdater_js()),
+            subscribe=(subjects.cluster_filter(), *inbox),
         )
     raise ValueError(f"{service} has per-node permissions: use for_node()")
 
@@ -109,22 +189,21 @@ def for_node(node: str) -> Permissions:
     filter is part of the API subject since nats-server 2.9), and read only through them.
     NATS wildcards match whole tokens only, hence fixed names rather than a name prefix.
     """
-    stream = "TAILWIRE_NODES"
-    api = "$JS.API"
+    stream = bus.NODES_STREAM
     plan, configs = plan_consumer(node), gateways_consumer(node)
     publish = [
         subjects.node_ack(node),
         _dead(subjects.Service.NODEAGENT),
-        f"{api}.INFO",
-        f"{api}.STREAM.INFO.{stream}",
-        f"{api}.CONSUMER.CREATE.{stream}.{plan}.{subjects.node_plan(node)}",
-        f"{api}.CONSUMER.CREATE.{stream}.{configs}.{subjects.gateway_config_filter()}",
+        f"{API}.INFO",
+        f"{API}.STREAM.INFO.{stream}",
+        f"{API}.CONSUMER.CREATE.{stream}.{plan}.{subjects.node_plan(node)}",
+        f"{API}.CONSUMER.CREATE.{stream}.{configs}.{subjects.gateway_config_filter()}",
     ]
     for name in (plan, configs):
         publish += [
-            f"{api}.CONSUMER.INFO.{stream}.{name}",
-            f"{api}.CONSUMER.DELETE.{stream}.{name}",
-            f"{api}.CONSUMER.MSG.NEXT.{stream}.{name}",
+            f"{API}.CONSUMER.INFO.{stream}.{name}",
+            f"{API}.CONSUMER.DELETE.{stream}.{name}",
+            f"{API}.CONSUMER.MSG.NEXT.{stream}.{name}",
             f"$JS.ACK.{stream}.{name}.>",
             f"$JS.FC.{stream}.{name}.>",
         ]
@@ -133,10 +212,27 @@ def for_node(node: str) -> Permissions:
 
 def for_any_node() -> Permissions:
     """One user shared by every nodeagent: works without listing nodes, but does NOT confine
-    an agent to its node. The default of `deploy/base`; `--nodes` gives per-node users."""
+    an agent to its node. The default of `deploy/base`; `--nodes` gives per-node users.
+
+    Its JetStream access has the shape of `for_node` with `*` for the node (the consumer
+    names are made from it): no stream may be created, changed, purged or deleted."""
+    stream = bus.NODES_STREAM
+    publish = [
+        subjects.node_acks_filter(),
+        _dead(subjects.Service.NODEAGENT),
+        f"{API}.INFO",
+        f"{API}.STREAM.INFO.{stream}",
+        f"{API}.CONSUMER.CREATE.{stream}.*.{subjects.node_plans_filter()}",
+        f"{API}.CONSUMER.CREATE.{stream}.*.{subjects.gateway_config_filter()}",
+        f"{API}.CONSUMER.INFO.{stream}.*",
+        f"{API}.CONSUMER.DELETE.{stream}.*",
+        f"{API}.CONSUMER.MSG.NEXT.{stream}.*",
+        f"$JS.ACK.{stream}.*.>",
+        f"$JS.FC.{stream}.*.>",
+    ]
     return Permissions(
-        publish=(subjects.node_acks_filter(), _dead(subjects.Service.NODEAGENT), *_JS),
-        subscribe=(subjects.node_plans_filter(), subjects.gateway_config_filter(), *_INBOX),
+        publish=tuple(publish),
+        subscribe=(subjects.node_plans_filter(), subjects.gateway_config_filter(), "_INBOX.>"),
     )
 
 

@@ -1,9 +1,10 @@
 """What every service process does the same way: settings, telemetry, broker, streams.
 
-`build_app` wires a service's router into a FastStream app on one NATS connection that
-declares the streams before any subscriber attaches, and stops cleanly on SIGTERM/SIGINT
-(FastStream installs the handlers in `FastStream.run`). Services add their own startup and
-shutdown hooks (watch loops, timers); this module holds none of their logic.
+`build_app` wires a service's router into a FastStream app on one NATS connection on which
+the streams exist before any subscriber attaches (the streams' owner, `bus.STREAM_OWNER`,
+declares them; every other service waits until the streams it uses exist), and stops cleanly
+on SIGTERM/SIGINT (FastStream installs the handlers in `FastStream.run`). Services add their
+own startup and shutdown hooks (watch loops, timers); this module holds none of their logic.
 
 A central service built with `elected=True` campaigns for its Kubernetes Lease when
 TAILWIRE_LEADER_ELECTION is true (`shared.leadership`): it connects, declares the streams and
@@ -86,14 +87,11 @@ def build_app(
     elected: bool = False,
     elector: leadership.Elector | None = None,
     inbox_prefix: str | None = None,
-    ensure_streams: tuple[str, ...] | None = None,
 ) -> ServiceRuntime:
     """`elected`: a central service that runs its work only while it leads (when leader
     election is turned on); `elector` overrides the one built from the settings (tests).
 
-    `inbox_prefix`: see `bus.make_broker`. `ensure_streams`: declare the streams only when
-    one of these is missing, and wait for them when this user may not declare them (a
-    confined nodeagent; see `bus.connect_and_ensure`).
+    `inbox_prefix`: see `bus.make_broker` (a central service's own by default).
     """
     bus_settings = bus_settings or settings.BusSettings()
     tel = settings.TelemetrySettings()
@@ -143,8 +141,9 @@ def build_app(
         broker.include_router(router)
 
     async def declare_streams() -> None:
-        if ensure_streams is not None:
-            await bus.connect_and_ensure(broker, bus=bus_settings, streams=ensure_streams)
+        if service is not bus.STREAM_OWNER:
+            streams = bus.STREAMS_USED[service]
+            await bus.connect_and_wait(broker, bus=bus_settings, streams=streams)
             log.info("%s connected to %s; streams present", service, bus_settings.nats_url)
             return
         await bus.connect_and_declare(broker, bus=bus_settings)

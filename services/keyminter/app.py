@@ -142,7 +142,7 @@ def create(
     service_runtime = runtime.build_app(
         service=subjects.Service.KEYMINTER,
         routers=[
-            handlers.build_router(work=work, durable=km.durable, workers=km.workers),
+            handlers.build_router(work=work, workers=km.workers),
             handlers.build_tailnet_router(checker=checker),
         ],
         bus_settings=bus_settings,

@@ -36,8 +36,6 @@ class KeyminterSettings(BaseSettings):
     rate_burst: int = Field(default=10, ge=1)
     # Requests handled at once (different owners; one owner's are serialised).
     workers: int = Field(default=8, ge=1, le=64)
-    # JetStream durable consumer name of the key requests (restarts resume from it).
-    durable: str = "tailwire-keyminter-requests"
     # How often every TailscaleTailnet's control API is checked (a new or changed one at once),
     # and how long an unchanged outcome goes without being published again (its
     # last_connected then advances; each publish is a status write by the renderer).

@@ -2,7 +2,10 @@
 
 Key requests arrive on TAILWIRE_WORK through a durable pull consumer, so a restarted
 keyminter resumes where it stopped and unacknowledged requests come back; several are
-handled at once (one owner's are serialised by the minter). Every outcome is
+handled at once (one owner's are serialised by the minter). Only the renderer's NATS user may
+publish on `keys.request.>`; a request that reached the stream any other way (copied in by a
+stream `sources` entry, which marks it with `Nats-Stream-Source`) or whose body names another
+owner than its subject is dead-lettered, never acted on. Every outcome is
 a message: a good key -> `keys.ready`; deletion -> `keys.revoked`; a refusal retrying will
 not fix (credentials refused, tags not owned, nothing configured) -> `keys.failed` plus a
 dead letter, and the request is acknowledged (no retry storm); a transient failure that
@@ -25,7 +28,7 @@ from faststream.nats.annotations import NatsBroker, NatsMessage
 from opentelemetry import trace
 
 from tailwire.services.keyminter import checking, domain, metrics, minting
-from tailwire.shared import bus, errors, subjects
+from tailwire.shared import bus, errors, permissions, subjects
 from tailwire.shared.events import base, cluster, deadletter, keys
 
 log = logging.getLogger(__name__)
@@ -165,15 +168,33 @@ async def publish_ready(broker: NatsBroker, ready: keys.KeyReady) -> None:
     )
 
 
-def build_router(*, work: KeyWork, durable: str, workers: int = 1) -> NatsRouter:
+def refuse_sourced(headers: dict[str, str] | None) -> None:
+    """MessageRejected, naming the header, for a request a stream source copied in: the
+    renderer publishes key requests on their subject, it never sources them."""
+    source = (headers or {}).get(bus.STREAM_SOURCE_HEADER)
+    if source is not None:
+        raise errors.MessageRejected(
+            f"{bus.STREAM_SOURCE_HEADER}: {source!r}: the request was copied into the stream "
+            "from another stream, not published by the renderer on its subject"
+        )
+
+
+def build_router(*, work: KeyWork, workers: int = 1) -> NatsRouter:
     """The subscriber of `tailwire.v1.keys.request.>` on a durable pull consumer, handling
-    up to `workers` requests at once (one owner's are still serialised by the minter)."""
+    up to `workers` requests at once (one owner's are still serialised by the minter).
+
+    The consumer's name is the one the keyminter's NATS user may use
+    (`permissions.KEYMINTER_REQUESTS_CONSUMER`); the pull requests' replies come on the
+    keyminter's own inbox prefix (FastStream's default is `_INBOX.`, which its NATS user may
+    not read)."""
     router = NatsRouter()
+    inbox = bus.service_inbox_prefix(subjects.Service.KEYMINTER)
 
     @router.subscriber(
         subjects.keys_filter("request"),
         stream=bus.stream(bus.WORK_STREAM),
-        durable=durable,
+        durable=permissions.KEYMINTER_REQUESTS_CONSUMER,
+        inbox_prefix=f"{inbox}.".encode(),
         # In-process backoff may honour several Retry-Afters (each up to the cap): the
         # server must not redeliver while the first delivery is still being worked on.
         config=ConsumerConfig(ack_wait=ACK_WAIT_SECONDS),
@@ -184,6 +205,7 @@ def build_router(*, work: KeyWork, durable: str, workers: int = 1) -> NatsRouter
     async def on_key_request(
         request: keys.KeyRequest, message: NatsMessage, broker: NatsBroker
     ) -> None:
+        refuse_sourced(message.raw_message.headers)
         subject = message.raw_message.subject
         failure = await work.handle(
             request, broker=broker, subject=subject, payload=bytes(message.body)

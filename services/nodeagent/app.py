@@ -8,7 +8,7 @@ import os
 from opentelemetry.sdk.trace import TracerProvider
 
 from tailwire.services.nodeagent import handlers, reconciling
-from tailwire.shared import bus, errors, permissions, runtime, settings, subjects
+from tailwire.shared import errors, permissions, runtime, settings, subjects
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +62,9 @@ def create(
         on_startup=[report_privileges, wiring.reset_consumers],
         after_startup=[wiring.start],
         on_shutdown=[wiring.stop],
-        # Confined to its node: replies only on its own inbox prefix, and it may read the
-        # streams' info but not declare them (the central services do).
+        # Confined to its node: replies only on its own inbox prefix; like every service but
+        # the renderer, it waits for the streams rather than declaring them.
         inbox_prefix=permissions.inbox_prefix(node),
-        ensure_streams=(bus.NODES_STREAM,),
     )
     wiring.attach(service_runtime.broker)
     return service_runtime

@@ -1,4 +1,6 @@
-"""`tailwire run <service>`: each service starts, declares the streams, and stops on a signal."""
+"""`tailwire run <service>`: each service starts and stops on a signal. The renderer declares
+the streams; every other service only waits for them (it is not ready, and creates nothing,
+until they exist)."""
 
 from __future__ import annotations
 
@@ -13,13 +15,29 @@ import httpx
 import nats
 import pytest
 
-from tailwire.shared import bus
+from tailwire.shared import bus, settings
 from tailwire.testing import natsserver
+
+STREAMS = {bus.CLUSTER_STREAM, bus.NODES_STREAM, bus.WORK_STREAM}
+
+
+async def _readyz(http: httpx.AsyncClient) -> int | None:
+    with contextlib.suppress(httpx.TransportError):
+        return (await http.get("/readyz", timeout=1)).status_code
+    return None
+
+
+async def _streams(url: str) -> set[str]:
+    client = await nats.connect(url)
+    try:
+        return {str(s.config.name) for s in await client.jetstream().streams_info()}
+    finally:
+        await client.close()
 
 
 @pytest.mark.parametrize("service", ["watcher", "keyminter", "renderer", "dnsupdater", "nodeagent"])
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
-async def test_service_declares_streams_and_stops_cleanly(
+async def test_service_starts_with_the_streams_and_stops_cleanly(
     nats_server: natsserver.NatsServer, service: str, stop_signal: signal.Signals
 ) -> None:
     health_port = natsserver.free_port()
@@ -38,21 +56,26 @@ async def test_service_declares_streams_and_stops_cleanly(
         text=True,
     )
     try:
-        # Ready (streams declared, subscribers attached) by its own /readyz; a loaded machine
+        # Ready (streams there, subscribers attached) by its own /readyz; a loaded machine
         # may take a while to import and start a service, hence the generous deadline.
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{health_port}") as http:
-            for _ in range(450):
-                if process.poll() is not None:
-                    break
-                with contextlib.suppress(httpx.TransportError):
-                    if (await http.get("/readyz", timeout=1)).status_code == 200:
+            if service != bus.STREAM_OWNER:
+                for _ in range(450):  # until its health server answers
+                    if process.poll() is not None or await _readyz(http) is not None:
                         break
+                    await asyncio.sleep(0.1)
+                await asyncio.sleep(1.0)
+                assert await _readyz(http) == 503, "ready without its streams"
+                assert await _streams(nats_server.url) == set(), "a stream declared by a non-owner"
+                client = await nats.connect(nats_server.url)  # as the renderer would
+                await bus.declare_streams(client.jetstream(), bus=settings.BusSettings())
+                await client.close()
+            for _ in range(450):
+                if process.poll() is not None or await _readyz(http) == 200:
+                    break
                 await asyncio.sleep(0.1)
-        client = await nats.connect(nats_server.url)
-        names = {str(s.config.name) for s in await client.jetstream().streams_info()}
-        await client.close()
         assert process.poll() is None, process.communicate()[1]
-        assert {bus.CLUSTER_STREAM, bus.NODES_STREAM, bus.WORK_STREAM} <= names
+        assert await _streams(nats_server.url) >= STREAMS
     finally:
         process.send_signal(stop_signal)
         try:

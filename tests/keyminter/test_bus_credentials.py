@@ -69,10 +69,22 @@ async def answering(
     issuer: nkeys.KeyPair,
     reviewer: Callable[[tokenreview.TokenReviewer], Any] = lambda real: real,
 ) -> AsyncIterator[None]:
-    """The keyminter's responder, connected as the keyminter; the streams declared.
-    `reviewer` may wrap the real TokenReview."""
-    connection = await nats.connect(server.url, user="keyminter", password="k")
-    await bus.declare_streams(connection.jetstream(), bus=settings.BusSettings())
+    """The keyminter's responder, connected as the keyminter; the streams declared (by
+    their owner, the renderer). `reviewer` may wrap the real TokenReview."""
+    owner = await nats.connect(
+        server.url,
+        user="renderer",
+        password="r",
+        inbox_prefix=bus.service_inbox_prefix(subjects.Service.RENDERER),
+    )
+    await bus.declare_streams(owner.jetstream(), bus=settings.BusSettings())
+    await owner.close()
+    connection = await nats.connect(
+        server.url,
+        user="keyminter",
+        password="k",
+        inbox_prefix=bus.service_inbox_prefix(subjects.Service.KEYMINTER),
+    )
     opened: list[ApiClient] = []
 
     async def api_client() -> ApiClient:

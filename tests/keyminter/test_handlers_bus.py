@@ -12,8 +12,8 @@ import pytest
 from nats.aio.client import Client
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from tailwire.services.keyminter import configuration, handlers
-from tailwire.shared import bus, settings, subjects
+from tailwire.services.keyminter import handlers
+from tailwire.shared import bus, permissions, settings, subjects
 from tailwire.shared.events import deadletter, keys
 from tailwire.testing import controlapi, kubeapi
 
@@ -29,7 +29,7 @@ async def _publish(nats_client: Client, request: keys.KeyRequest, *, subject: st
 
 async def _consumer_idle(nats_client: Client) -> None:
     """Until the keyminter's durable consumer has nothing pending or unacknowledged."""
-    durable = configuration.KeyminterSettings().durable
+    durable = permissions.KEYMINTER_REQUESTS_CONSUMER
     while True:
         info = await nats_client.jetstream().consumer_info(bus.WORK_STREAM, durable)
         if info.num_pending == 0 and info.num_ack_pending == 0:
@@ -180,9 +180,9 @@ async def test_restart_resumes_the_durable_consumer_with_one_key_per_owner(
             await tap.wait_for(subjects.keys_ready(billing_subject))
             await _consumer_idle(nats_client)  # both waiting requests handled and acked
     info = await nats_client.jetstream().consumer_info(
-        bus.WORK_STREAM, configuration.KeyminterSettings().durable
+        bus.WORK_STREAM, permissions.KEYMINTER_REQUESTS_CONSUMER
     )
-    assert info.config.durable_name == configuration.KeyminterSettings().durable
+    assert info.config.durable_name == permissions.KEYMINTER_REQUESTS_CONSUMER
     assert info.config.ack_wait == handlers.ACK_WAIT_SECONDS
     # Exactly two keys: the restarted keyminter reused the first owner's key.
     assert len(helpers.valid_keys(control_api)) == 2

@@ -49,11 +49,15 @@ async def _connect(
     server: natsserver.NatsServer,
     user: str,
     violations: list[str],
-    inbox_prefix: str = "_INBOX",
+    inbox_prefix: str | None = None,
 ) -> Client:
+    """`user`'s connection; a central service's replies come on its own inbox prefix."""
+
     async def on_error(exc: Exception) -> None:
         violations.append(str(exc))
 
+    if inbox_prefix is None:
+        inbox_prefix = bus.service_inbox_prefix(subjects.Service(user))
     return await nats.connect(
         server.url,
         user=user,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import nats
 
-from tailwire.shared import bus, permissions, runtime, settings
+from tailwire.shared import bus, permissions, runtime, settings, subjects
 from tailwire.testing import natsserver
 from tailwire.testing.system import processes
 
@@ -43,7 +43,12 @@ async def test_a_service_refused_after_a_password_rotation_exits(tmp_path: Path)
     )
     server.start()
     # The streams a nodeagent waits for, declared as a central service would.
-    renderer = await nats.connect(server.url, user="renderer", password="r")
+    renderer = await nats.connect(
+        server.url,
+        user="renderer",
+        password="r",
+        inbox_prefix=bus.service_inbox_prefix(subjects.Service.RENDERER),
+    )
     await bus.declare_streams(renderer.jetstream(), bus=settings.BusSettings())
     await renderer.close()
     agent = processes.dry_run_nodeagent(

@@ -5,16 +5,20 @@ dedup id (`<uid>:<resourceVersion>`, `:deleted` for tombstones, which expire aft
 bus's `tombstone_ttl` so deleted objects do not keep subjects forever) inside one span per change,
 so the message carries that trace's context; and reading the last snapshot of every subject
 of a kind from TAILWIRE_CLUSTER, so a restarted watcher compares against what consumers
-already have instead of republishing everything.
+already have instead of republishing everything. The read goes through the one consumer name
+the watcher's NATS user may use (`permissions.WATCHER_RECALL_CONSUMER`), one kind at a time:
+it is deleted before (a predecessor killed mid-read may have left it, half read) and after.
 
 Must not: decide whether a snapshot is news (domain does), or retry (the caller does).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import nats.errors
+import nats.js.errors
 import pydantic
 from faststream.nats import NatsBroker
 from nats.aio.client import Client
@@ -22,7 +26,7 @@ from nats.js import api
 from opentelemetry import trace
 
 from tailwire.services.watcher import domain
-from tailwire.shared import bus, errors, subjects
+from tailwire.shared import bus, errors, permissions, subjects
 
 log = logging.getLogger(__name__)
 
@@ -71,23 +75,26 @@ async def read_last_snapshots(
     """
     js = connection.jetstream()
     found: dict[str, domain.Snapshot] = {}
+    consumer = permissions.WATCHER_RECALL_CONSUMER
     try:
-        subscription = await js.pull_subscribe(
-            subjects.cluster_filter(kind),
-            stream=bus.CLUSTER_STREAM,
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await js.delete_consumer(bus.CLUSTER_STREAM, consumer)
+        await js.add_consumer(
+            bus.CLUSTER_STREAM,
             config=api.ConsumerConfig(
+                name=consumer,
+                filter_subject=subjects.cluster_filter(kind),
                 deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT,
                 ack_policy=api.AckPolicy.NONE,
                 inactive_threshold=30.0,
                 mem_storage=True,
             ),
         )
+        subscription = await js.pull_subscribe_bind(consumer=consumer, stream=bus.CLUSTER_STREAM)
     except (nats.errors.Error, TimeoutError) as exc:
         raise errors.BusError(f"reading {subjects.cluster_filter(kind)}: {exc!r}") from exc
-    consumer: str | None = None
     try:
         info = await subscription.consumer_info()
-        consumer = info.name
         remaining = info.num_pending or 0
         while remaining > 0:
             try:
@@ -111,8 +118,7 @@ async def read_last_snapshots(
     finally:
         try:
             await subscription.unsubscribe()
-            if consumer is not None:
-                await js.delete_consumer(bus.CLUSTER_STREAM, consumer)
+            await js.delete_consumer(bus.CLUSTER_STREAM, consumer)
         except (nats.errors.Error, TimeoutError):
             pass  # an ephemeral consumer expires by itself
     return found
