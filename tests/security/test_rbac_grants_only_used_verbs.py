@@ -226,7 +226,13 @@ async def services_running(
 
         return factory
 
+    # The renderer first: it declares the streams, which the others wait for on start.
     runtimes: list[runtime.ServiceRuntime] = [
+        render_app.build(
+            bus_settings=bus,
+            opts=options.Options(gateway_namespace=NS),
+            kube_client_factory=per_call("renderer"),
+        ).runtime,
         watch_app.wire(
             bus_settings=bus, kube_settings=kube_settings, api_client_factory=per_call("watcher")
         ).runtime,
@@ -242,11 +248,6 @@ async def services_running(
             kube_settings=kube_settings,
             api_client=per_call("keyminter"),
         ),
-        render_app.build(
-            bus_settings=bus,
-            opts=options.Options(gateway_namespace=NS),
-            kube_client_factory=per_call("renderer"),
-        ).runtime,
         dns_app.wire(
             bus_settings=bus,
             dns_settings=dns_config.DnsUpdaterSettings.model_validate(
