@@ -27,7 +27,7 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import nats.errors
@@ -315,11 +315,17 @@ async def connect_and_wait(
     *,
     bus: settings.BusSettings,
     streams: tuple[str, ...],
+    probes: Mapping[str, str] | None = None,
     poll: float = 0.5,
     remind_every: float = 30.0,
 ) -> None:
     """Connect, then wait until every one of `streams` exists: a service other than
-    `STREAM_OWNER` only reads the streams' info, never declares them (its NATS user may not)."""
+    `STREAM_OWNER` only reads the streams' info, never declares them (its NATS user may not).
+
+    `probes` maps a stream to a consumer name through which its existence is read instead
+    (`CONSUMER.INFO`: "consumer not found" means the stream is there): for a user that may
+    not read a stream's info, because `STREAM.INFO` with a `subjects_filter` lists every
+    subject of the stream (the nodeagent and TAILWIRE_NODES: every node and group)."""
     connection = await _connect_waiting_for_grant(broker, bus=bus)
     js = connection.jetstream()
     reminded: float | None = None
@@ -327,7 +333,7 @@ async def connect_and_wait(
         missing = []
         for name in streams:
             try:
-                await js.stream_info(name)
+                await _read_stream(js, name, consumer=(probes or {}).get(name))
             except nats.js.errors.NotFoundError:
                 missing.append(name)
             except (nats.errors.TimeoutError, nats.js.errors.Error) as exc:
@@ -345,6 +351,21 @@ async def connect_and_wait(
                 STREAM_OWNER,
             )
         await asyncio.sleep(poll)
+
+
+CONSUMER_NOT_FOUND = 10014  # JetStream's error code; a missing stream is 10059
+
+
+async def _read_stream(js: JetStreamContext, name: str, *, consumer: str | None) -> None:
+    """Raise NotFoundError when stream `name` does not exist (see `connect_and_wait`)."""
+    if consumer is None:
+        await js.stream_info(name)
+        return
+    try:
+        await js.consumer_info(name, consumer)
+    except nats.js.errors.NotFoundError as exc:
+        if exc.err_code != CONSUMER_NOT_FOUND:
+            raise
 
 
 async def _connect_waiting_for_grant(

@@ -195,7 +195,6 @@ def for_node(node: str) -> Permissions:
         subjects.node_ack(node),
         _dead(subjects.Service.NODEAGENT),
         f"{API}.INFO",
-        f"{API}.STREAM.INFO.{stream}",
         f"{API}.CONSUMER.CREATE.{stream}.{plan}.{subjects.node_plan(node)}",
         f"{API}.CONSUMER.CREATE.{stream}.{configs}.{subjects.gateway_config_filter()}",
     ]
@@ -221,7 +220,6 @@ def for_any_node() -> Permissions:
         subjects.node_acks_filter(),
         _dead(subjects.Service.NODEAGENT),
         f"{API}.INFO",
-        f"{API}.STREAM.INFO.{stream}",
         f"{API}.CONSUMER.CREATE.{stream}.*.{subjects.node_plans_filter()}",
         f"{API}.CONSUMER.CREATE.{stream}.*.{subjects.gateway_config_filter()}",
         f"{API}.CONSUMER.INFO.{stream}.*",

@@ -20,7 +20,7 @@ import dataclasses
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from faststream import FastStream
 from faststream.nats import NatsBroker, NatsRouter
@@ -87,11 +87,13 @@ def build_app(
     elected: bool = False,
     elector: leadership.Elector | None = None,
     inbox_prefix: str | None = None,
+    stream_probes: Mapping[str, str] | None = None,
 ) -> ServiceRuntime:
     """`elected`: a central service that runs its work only while it leads (when leader
     election is turned on); `elector` overrides the one built from the settings (tests).
 
     `inbox_prefix`: see `bus.make_broker` (a central service's own by default).
+    `stream_probes`: see `bus.connect_and_wait` (`probes`).
     """
     bus_settings = bus_settings or settings.BusSettings()
     tel = settings.TelemetrySettings()
@@ -143,7 +145,9 @@ def build_app(
     async def declare_streams() -> None:
         if service is not bus.STREAM_OWNER:
             streams = bus.STREAMS_USED[service]
-            await bus.connect_and_wait(broker, bus=bus_settings, streams=streams)
+            await bus.connect_and_wait(
+                broker, bus=bus_settings, streams=streams, probes=stream_probes
+            )
             log.info("%s connected to %s; streams present", service, bus_settings.nats_url)
             return
         await bus.connect_and_declare(broker, bus=bus_settings)

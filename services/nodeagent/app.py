@@ -8,7 +8,7 @@ import os
 from opentelemetry.sdk.trace import TracerProvider
 
 from tailwire.services.nodeagent import handlers, reconciling
-from tailwire.shared import errors, permissions, runtime, settings, subjects
+from tailwire.shared import bus, errors, permissions, runtime, settings, subjects
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,9 @@ def create(
         # Confined to its node: replies only on its own inbox prefix; like every service but
         # the renderer, it waits for the streams rather than declaring them.
         inbox_prefix=permissions.inbox_prefix(node),
+        # It may not read TAILWIRE_NODES' info (that would list every node and group): it
+        # sees the stream through its own plan consumer.
+        stream_probes={bus.NODES_STREAM: permissions.plan_consumer(node)},
     )
     wiring.attach(service_runtime.broker)
     return service_runtime

@@ -18,6 +18,7 @@ from pathlib import Path
 import nats
 import nats.errors
 import nats.js.errors
+import pydantic
 import pytest
 from nats.aio.client import Client
 from nats.js import api
@@ -306,3 +307,56 @@ def test_no_user_is_granted_a_wildcard_over_the_jetstream_api() -> None:
         _checked(permissions.for_service(subjects.Service(user)).publish, consumer_names_exact=True)
     _checked(permissions.for_node(NODE).publish, consumer_names_exact=True)
     _checked(permissions.for_any_node().publish, consumer_names_exact=False)
+
+
+async def test_a_nodeagent_cannot_list_the_nodes_and_groups_of_the_plans_stream(
+    secured_nats: natsserver.NatsServer, renderer: Connected
+) -> None:
+    """Issue 18, low: `STREAM.INFO` with a `subjects_filter` lists every subject of
+    TAILWIRE_NODES with its count, that is every node and group. A nodeagent (the shared user
+    here; a per-node user has the same list, see `test_no_user...`) may not send it: it sees
+    the stream through its own plan consumer (`bus.connect_and_wait`, `probes`)."""
+    agent = await _connect(secured_nats, "nodeagent")
+    try:
+        await _refused(
+            agent,
+            f"$JS.API.STREAM.INFO.{bus.NODES_STREAM}",
+            agent.js.stream_info(bus.NODES_STREAM, subjects_filter=">"),
+        )
+    finally:
+        await agent.client.close()
+    for granted in (permissions.for_node(NODE), permissions.for_any_node()):
+        assert not [s for s in granted.publish if ".STREAM." in s]
+
+
+async def test_a_nodeagent_waits_for_the_plans_stream_through_its_consumer(
+    secured_nats: natsserver.NatsServer,
+) -> None:
+    """Without `STREAM.INFO`, the wait on start reads the stream through the plan consumer's
+    info: "consumer not found" means the stream is there, "stream not found" that it is not."""
+    node_settings = settings.BusSettings(
+        nats_url=secured_nats.url,
+        nats_user="nodeagent",
+        nats_password=pydantic.SecretStr("nodeagent-pass"),
+    )
+    agent = bus.make_broker(
+        service=subjects.Service.NODEAGENT, bus=node_settings, inbox_prefix="_INBOX"
+    )
+    probes = {bus.NODES_STREAM: permissions.plan_consumer(NODE)}
+    try:
+        waiting = asyncio.create_task(
+            bus.connect_and_wait(
+                agent, bus=node_settings, streams=(bus.NODES_STREAM,), probes=probes, poll=0.05
+            )
+        )
+        await asyncio.sleep(0.5)
+        assert not waiting.done()  # no stream yet: still waiting
+        owner = await _connect(secured_nats, "renderer")
+        try:
+            await bus.declare_streams(owner.client.jetstream(), bus=settings.BusSettings())
+            async with asyncio.timeout(5):
+                await waiting
+        finally:
+            await owner.client.close()
+    finally:
+        await agent.stop()
