@@ -10,6 +10,8 @@ class Type(enum.StrEnum):
     KEY_READY = "KeyReady"
     DEGRADED = "Degraded"
     TAILNETS_READY = "TailnetsReady"
+    # EgressGroup: are its members limited to selected namespaces?
+    SCOPED = "Scoped"
 
 
 class Reason(enum.StrEnum):
@@ -43,4 +45,7 @@ class Reason(enum.StrEnum):
     CONNECTED = "Connected"
     DISCONNECTED = "Disconnected"
     PRIORITY_CONFLICT = "PriorityConflict"
+    # Scoped (EgressGroup)
+    NAMESPACE_SELECTOR = "NamespaceSelector"
+    ALL_NAMESPACES = "AllNamespaces"
     NOT_ENFORCED = "NotEnforced"

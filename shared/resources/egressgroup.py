@@ -66,8 +66,22 @@ Tag = Annotated[str, pydantic.AfterValidator(_tag)]
 
 
 class Selector(common.Spec):
-    namespace_selector: common.LabelSelector | None = None
-    pod_selector: common.LabelSelector | None = None
+    # Members are the pods matching both selectors. Without a namespaceSelector pods of EVERY
+    # namespace that match podSelector join, so on a multi-tenant cluster anyone who may label
+    # a pod could put it on the tailnet; the status says so (condition Scoped).
+
+    namespace_selector: common.LabelSelector | None = Field(
+        default=None,
+        description=(
+            "The namespaces whose pods may join. Unset: every namespace (condition Scoped is "
+            "False, reason AllNamespaces); set it on a multi-tenant cluster, where only "
+            "cluster admins can label namespaces."
+        ),
+    )
+    pod_selector: common.LabelSelector | None = Field(
+        default=None,
+        description="The pods that join, within the selected namespaces. Unset: all of them.",
+    )
 
 
 class ExitNode(common.Spec):

@@ -147,6 +147,7 @@ def group_status(
     def cond(t: conditions.Type, value: str, reason: conditions.Reason, msg: str) -> base.Condition:
         return _condition(t, value, reason, msg, generation=gen, previous=before, now=now)
 
+    conds: tuple[base.Condition, ...]
     if not group.valid:
         conds = (
             cond(
@@ -206,13 +207,14 @@ def group_status(
             )
         ready = cond(conditions.Type.READY, "True", conditions.Reason.RECONCILED, message)
     degraded = _degraded(result=result, failures=failures)
+    spec = group.spec
+    assert spec is not None
     conds = (
         ready,
         cond(conditions.Type.KEY_READY, key_value, key_reason, key_message),
         cond(conditions.Type.DEGRADED, *degraded),
+        cond(conditions.Type.SCOPED, *_scoped(spec)),
     )
-    spec = group.spec
-    assert spec is not None
     return GroupStatus(
         status=egressgroup.EgressGroupStatus(
             conditions=[domain.resource_condition(c) for c in conds],
@@ -224,6 +226,19 @@ def group_status(
             observed_generation=gen,
         ),
         conditions=conds,
+    )
+
+
+def _scoped(spec: egressgroup.EgressGroupSpec) -> tuple[str, conditions.Reason, str]:
+    """Whether members are limited to selected namespaces: without a namespaceSelector any
+    namespace's pod that matches podSelector joins (who may label a pod may use the group)."""
+    if spec.selector.namespace_selector is not None:
+        return "True", conditions.Reason.NAMESPACE_SELECTOR, "members only from selected namespaces"
+    return (
+        "False",
+        conditions.Reason.ALL_NAMESPACES,
+        "spec.selector.namespaceSelector is unset: pods of every namespace that match "
+        "spec.selector.podSelector join this group; set it on a multi-tenant cluster",
     )
 
 
