@@ -209,13 +209,16 @@ class ConnectionTrouble:
             log.warning("%s: NATS connection: %s", self.service, reason)
 
 
-class _GrantedBroker(NatsBroker):
+class GrantedBroker(NatsBroker):
     """A broker whose credentials are granted, not configured: a token the keyminter's auth
     callout answers for. FastStream raises on 'Authorization Violation' from inside nats-py's
     error callback, which ends nats-py's reconnect loop and leaves a connection that neither
     works nor closes. For a granted token the refusal only means "not answered now" (a NATS
     restart while no keyminter leads), so nats-py must keep reconnecting, re-reading the
-    token, until the keyminter answers. `ConnectionTrouble` still logs every reason."""
+    token, until the keyminter answers. `ConnectionTrouble` still logs every reason.
+    `token_file` is the token it connects with (`TokenFile.follow` keeps the grant fresh)."""
+
+    token_file: TokenFile
 
     def _log_connection_broken(
         self, error_cb: Callable[[Exception], Awaitable[None]] | None = None
@@ -227,15 +230,40 @@ class _GrantedBroker(NatsBroker):
         return report
 
 
-def _token_reader(path: str) -> Callable[[], str]:
-    """The token as the file holds it now: kubelet rotates projected tokens in place, and
-    nats-py calls this at every connect and reconnect."""
+class TokenFile:
+    """A connection's token, read from the file at every connect and reconnect (nats-py calls
+    `read`): kubelet rotates a projected token in place at 80 % of its life.
 
-    def read() -> str:
-        with open(path, encoding="utf-8") as handle:
+    The keyminter's grant expires with the token it was given for, and nats-server then ends
+    the connection for good, so `follow` reconnects as soon as the file holds a token other
+    than the one the connection was made with: before the old one, and its grant, expire."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.used: str | None = None
+
+    def _current(self) -> str:
+        with open(self.path, encoding="utf-8") as handle:
             return handle.read().strip()
 
-    return read
+    def read(self) -> str:
+        self.used = self._current()
+        return self.used
+
+    def rotated(self) -> bool:
+        """Whether the file holds a new token (an unreadable file is not one)."""
+        try:
+            return self.used is not None and self._current() != self.used
+        except OSError:
+            return False
+
+    async def follow(self, connection: Client, *, every: float = 30.0) -> None:
+        """Reconnect on `connection` whenever the token rotates; until cancelled."""
+        while True:
+            await asyncio.sleep(every)
+            if self.rotated() and connection.is_connected:
+                log.info("NATS token rotated: reconnecting with the new one")
+                await connection.force_reconnect()
 
 
 def tls_context(bus: settings.BusSettings) -> ssl.SSLContext | None:
@@ -271,8 +299,9 @@ def make_broker(
     """
     tls = tls_context(bus)
     security: NatsSecurity | None = None
-    if bus.nats_token_file:
-        security = NatsToken(_token_reader(bus.nats_token_file), ssl_context=tls)
+    token_file = TokenFile(bus.nats_token_file) if bus.nats_token_file else None
+    if token_file is not None:
+        security = NatsToken(token_file.read, ssl_context=tls)
     elif bus.nats_user and bus.nats_password:
         security = NatsUserPassword(
             username=bus.nats_user, password=bus.nats_password.get_secret_value(), ssl_context=tls
@@ -283,8 +312,8 @@ def make_broker(
     async def reconnected() -> None:
         log.info("%s: NATS connection re-established", service)
 
-    kind = _GrantedBroker if bus.nats_token_file else NatsBroker
-    return kind(
+    kind = GrantedBroker if token_file is not None else NatsBroker
+    broker = kind(
         bus.nats_url,
         name=f"tailwire-{service}",
         security=security,
@@ -302,6 +331,9 @@ def make_broker(
         allow_reconnect=True,
         inbox_prefix=inbox_prefix or _default_inbox_prefix(service),
     )
+    if isinstance(broker, GrantedBroker) and token_file is not None:
+        broker.token_file = token_file
+    return broker
 
 
 async def connect_and_declare(broker: NatsBroker, *, bus: settings.BusSettings) -> None:

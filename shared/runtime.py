@@ -15,6 +15,7 @@ start). A leader that loses its Lease stops the process, which then comes back a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -27,7 +28,16 @@ from faststream.nats import NatsBroker, NatsRouter
 from kubernetes_asyncio import client as kube
 from opentelemetry.sdk.trace import TracerProvider
 
-from tailwire.shared import bus, health, leadership, metering, settings, subjects, telemetry
+from tailwire.shared import (
+    bus,
+    cancelling,
+    health,
+    leadership,
+    metering,
+    settings,
+    subjects,
+    telemetry,
+)
 from tailwire.shared.k8s import client as k8s_client
 
 log = logging.getLogger(__name__)
@@ -173,6 +183,17 @@ def build_app(
         await elector.acquired.wait()
         log.info("%s leads; starting its work", service)
 
+    following: list[asyncio.Task[None]] = []
+
+    async def follow_token() -> None:
+        # A granted token's grant expires with the token: reconnect when kubelet rotates it.
+        if isinstance(broker, bus.GrantedBroker):
+            connection = await broker.connect()
+            following.append(asyncio.create_task(broker.token_file.follow(connection)))
+
+    async def stop_following() -> None:
+        await cancelling.cancel_and_wait(following)
+
     async def release_leadership() -> None:
         if elector is not None:
             await elector.stop()
@@ -190,8 +211,15 @@ def build_app(
     app = FastStream(
         broker,
         on_startup=[start_health, declare_streams, await_leadership, *on_startup],
-        after_startup=[*after_startup, mark_ready],
-        on_shutdown=[note_stopping, stop_health, *on_shutdown, release_leadership, flush_traces],
+        after_startup=[*after_startup, follow_token, mark_ready],
+        on_shutdown=[
+            note_stopping,
+            stop_following,
+            stop_health,
+            *on_shutdown,
+            release_leadership,
+            flush_traces,
+        ],
     )
     if elector is not None:
         elector.on_lost = app.exit

@@ -97,6 +97,9 @@ class BusAuth:
             node = buscredentials.node_of(
                 review, service_account=self.service_account, namespace=self.namespace
             )
+            expires = buscredentials.token_expiry(request.token)
+            if expires is not None and expires <= now:
+                raise buscredentials.Refused("token expired")
         except buscredentials.Refused as exc:
             metrics.BUS_AUTH.labels(outcome="refused").inc()
             log.warning("bus credentials refused to %s: %s", who, exc)
@@ -108,8 +111,15 @@ class BusAuth:
                 request, issuer=self.issuer, now=now, error=f"token review failed: {exc}"
             )
         metrics.BUS_AUTH.labels(outcome="granted").inc()
-        log.info("bus credentials granted to %s for node %s", who, node)
-        user = buscredentials.user_jwt(request, node=node, issuer=self.issuer, now=now)
+        log.info(
+            "bus credentials granted to %s for node %s until %s",
+            who,
+            node,
+            expires.isoformat() if expires else "the connection ends",
+        )
+        user = buscredentials.user_jwt(
+            request, node=node, issuer=self.issuer, now=now, expires=expires
+        )
         return buscredentials.response(request, issuer=self.issuer, now=now, user=user)
 
     async def _on_request(self, msg: Msg) -> None:

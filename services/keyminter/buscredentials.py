@@ -6,8 +6,9 @@ connection that is not a listed service user to `$SYS.REQ.USER.AUTH` as an autho
 request (a JWT). The keyminter has the token reviewed by the API server (TokenReview); a
 token of the nodeagent's ServiceAccount that is bound to a pod on node N (Kubernetes 1.30+
 puts the node name into such tokens) gets a user JWT with exactly
-`permissions.for_node(N)`, signed by the issuer account key, for the life of the
-connection (`user_jwt` says why it does not expire). Anything
+`permissions.for_node(N)`, signed by the issuer account key, that expires with the token
+(`token_expiry`): nats-server ends the connection then, and the agent reconnects with the
+token kubelet rotated in before that (`bus.TokenFile`). Anything
 else gets a response that names why, and the server refuses the connection.
 
 Only nats-server can publish on `$SYS.REQ.USER.AUTH` (no user's permissions allow it), so
@@ -134,22 +135,40 @@ def _encode(claims: dict[str, Any], issuer: nkeys.KeyPair) -> str:
     return signing_input + "." + _b64(issuer.sign(signing_input.encode()))
 
 
+def token_expiry(token: str) -> datetime.datetime | None:
+    """When a ServiceAccount token expires: the `exp` claim of its JWT payload, or None if it
+    has none (not a JWT). Read only after the API server accepted the token (TokenReview), so
+    its signature is not checked again here."""
+    try:
+        _, claims_part, _ = token.split(".")
+        exp = json.loads(_unb64(claims_part)).get("exp")
+    except (ValueError, TypeError, UnicodeDecodeError, AttributeError):
+        return None
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
+        return None
+    return datetime.datetime.fromtimestamp(exp, tz=datetime.UTC)
+
+
 def user_jwt(
     request: AuthRequest,
     *,
     node: str,
     issuer: nkeys.KeyPair,
     now: datetime.datetime,
+    expires: datetime.datetime | None = None,
 ) -> str:
-    """The user JWT of a nodeagent confined to `node`, for the life of its connection.
-
-    No `exp`: nats-py closes a connection for good when the server ends an expired user
-    (`-ERR 'User Authentication Expired'`), so an expiring grant would cut every agent off
-    after its lifetime. The token is reviewed again at every reconnect instead, and a pod's
-    connection ends with the pod."""
+    """The user JWT of a nodeagent confined to `node`, valid until `expires` (the token's own
+    expiry): a grant never outlives the credential it was given for. nats-server ends the
+    connection at that moment (`-ERR 'User Authentication Expired'`, which nats-py does not
+    retry), so the agent reconnects with its rotated token before then (`bus.TokenFile`);
+    kubelet rotates a projected token at 80 % of its life."""
     perms = permissions.for_node(node)
+    claims: dict[str, Any] = {}
+    if expires is not None:
+        claims["exp"] = int(expires.timestamp())
     return _encode(
         {
+            **claims,
             "sub": request.user_nkey,
             "aud": GLOBAL_ACCOUNT,
             "name": permissions.nodeagent_user(node),
