@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -13,9 +14,9 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from tailwire.services.renderer import app, handlers
 from tailwire.services.renderer.adapters import kube
-from tailwire.services.renderer.egress import options
-from tailwire.shared import bus, settings, subjects, telemetry
-from tailwire.shared.events import cluster
+from tailwire.services.renderer.egress import options, rendering, statuses
+from tailwire.shared import bus, ids, settings, subjects, telemetry
+from tailwire.shared.events import base, cluster, keys, nodes
 
 OPTS = options.Options(cluster_cidrs=("10.244.0.0/16", "10.96.0.0/12"))
 
@@ -161,3 +162,24 @@ def unreachable_api(tmp_kubeconfig: Any) -> kube.ClientFactory:
         return await kubeapi.new_api_client(path)
 
     return factory
+
+
+def conditions_on_node_a(
+    v: Any, group: str, *, now: datetime.datetime
+) -> dict[str, base.Condition]:
+    """The conditions of `group` rendered from view `v`, its key issued and node-a's plan
+    acked: what the status says once nothing is pending."""
+    result = rendering.render_egress(view=v, opts=OPTS).groups[group]
+    key = keys.KeyReady(
+        owner=rendering.owner_ref(result.group), tailnet="-", secret_name="s",
+        secret_namespace="tailwire-system", key_id="k1", tags=("tag:k8s",),
+        expires_at=now + datetime.timedelta(days=90),
+    )  # fmt: skip
+    status = statuses.group_status(
+        result=result,
+        key=key,
+        plan_generations={"node-a": 0},
+        acks={"node-a": nodes.NodeAck(node=ids.NodeName("node-a"), generation=0)},
+        now=now,
+    )
+    return {c.type: c for c in status.conditions}

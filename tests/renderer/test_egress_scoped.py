@@ -9,9 +9,8 @@ import datetime
 from typing import Any
 
 from tailwire.services.renderer import view
-from tailwire.services.renderer.egress import rendering, statuses
-from tailwire.shared import ids
-from tailwire.shared.events import base, cluster, keys, nodes
+from tailwire.services.renderer.egress import rendering
+from tailwire.shared.events import base, cluster
 from tailwire.shared.resources import crds
 from tests.renderer import helpers
 
@@ -38,20 +37,8 @@ def status_of(spec: dict[str, Any]) -> tuple[int, base.Condition]:
         helpers.group("peers", spec),
     ):
         v.apply(obj)
-    group = rendering.render_egress(view=v, opts=helpers.OPTS).groups["peers"]
-    key = keys.KeyReady(
-        owner=rendering.owner_ref(group.group), tailnet="-", secret_name="s",
-        secret_namespace="tailwire-system", key_id="k1", tags=("tag:k8s",),
-        expires_at=NOW + datetime.timedelta(days=90),
-    )  # fmt: skip
-    status = statuses.group_status(
-        result=group,
-        key=key,
-        plan_generations={"node-a": 0},
-        acks={"node-a": nodes.NodeAck(node=ids.NodeName("node-a"), generation=0)},
-        now=NOW,
-    )
-    return len(group.members), {c.type: c for c in status.conditions}["Scoped"]
+    members = len(rendering.render_egress(view=v, opts=helpers.OPTS).groups["peers"].members)
+    return members, helpers.conditions_on_node_a(v, "peers", now=NOW)["Scoped"]
 
 
 def test_a_group_without_a_namespace_selector_says_it_takes_every_namespace() -> None:

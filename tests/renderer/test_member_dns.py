@@ -9,10 +9,9 @@ import datetime
 from typing import Any
 
 from tailwire.services.renderer import view
-from tailwire.services.renderer.egress import rendering, statuses
 from tailwire.services.watcher import domain
-from tailwire.shared import ids, subjects
-from tailwire.shared.events import cluster, keys, nodes
+from tailwire.shared import subjects
+from tailwire.shared.events import cluster
 from tailwire.shared.resources import loading
 from tests.renderer import helpers
 
@@ -42,21 +41,7 @@ def degraded(dns: dict[str, Any], *pods: cluster.PodSnapshot) -> tuple[str, str,
     for obj in (helpers.node("node-a"), helpers.group("peers", {**helpers.PEERS_SPEC, "dns": dns}),
                 *pods):  # fmt: skip
         v.apply(obj)
-    result = rendering.render_egress(view=v, opts=helpers.OPTS)
-    group = result.groups["peers"]
-    key = keys.KeyReady(
-        owner=rendering.owner_ref(group.group), tailnet="-", secret_name="s",
-        secret_namespace="tailwire-system", key_id="k1", tags=("tag:k8s",),
-        expires_at=NOW + datetime.timedelta(days=90),
-    )  # fmt: skip
-    status = statuses.group_status(
-        result=group,
-        key=key,
-        plan_generations={"node-a": 0},
-        acks={"node-a": nodes.NodeAck(node=ids.NodeName("node-a"), generation=0)},
-        now=NOW,
-    )
-    cond = {c.type: c for c in status.conditions}["Degraded"]
+    cond = helpers.conditions_on_node_a(v, "peers", now=NOW)["Degraded"]
     return cond.status, cond.reason, cond.message
 
 
