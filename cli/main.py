@@ -172,6 +172,14 @@ def nats_config(
     tls_key: Annotated[
         str | None, typer.Option("--tls-key", help="The certificate's private key (PEM) path.")
     ] = None,
+    tls_ca: Annotated[
+        str | None,
+        typer.Option(
+            "--tls-ca",
+            help="The bus CA (PEM) path: with --cluster-routes, a route is accepted only "
+            "from a server whose certificate it signed (mutual TLS).",
+        ),
+    ] = None,
 ) -> None:
     """Print a nats-server config: JetStream and one user per service (passwords from env).
 
@@ -182,8 +190,8 @@ def nats_config(
     if (tls_cert is None) != (tls_key is None):
         typer.echo("--tls-cert and --tls-key go together", err=True)
         raise typer.Exit(2)
-    typer.echo(
-        permissions.render_nats_config(
+    try:
+        config = permissions.render_nats_config(
             passwords={},
             nodes=node_names,
             store_dir=store_dir,
@@ -191,9 +199,12 @@ def nats_config(
             cluster_routes=tuple(r.strip() for r in cluster_routes.split(",") if r.strip()),
             auth_callout_issuer=f"${AUTH_ISSUER_ENV}" if auth_callout else None,
             tls=(tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None,
-        ),
-        nl=False,
-    )
+            tls_ca=tls_ca,
+        )
+    except ValueError as exc:
+        typer.echo(f"--cluster-routes: {exc} (give --tls-cert, --tls-key and --tls-ca)", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(config, nl=False)
 
 
 @app.command("nats-issuer")

@@ -246,8 +246,11 @@ def render_nats_config(
     store_dir: str = "/data/jetstream",
     password_from_env: bool = False,
     cluster_routes: tuple[str, ...] = (),
+    cluster_listen: str = "0.0.0.0:6222",
+    server_name: str = "$POD_NAME",
     auth_callout_issuer: str | None = None,
     tls: tuple[str, str] | None = None,
+    tls_ca: str | None = None,
 ) -> str:
     """A nats-server configuration with JetStream and one user per service (and node).
 
@@ -266,7 +269,18 @@ def render_nats_config(
     With `tls` (certificate file, key file, PEM), clients must connect with TLS
     (`tls://`, TAILWIRE_NATS_TLS_CA_FILE); passwords and nodeagent tokens then never cross
     the network in the clear.
+
+    With `cluster_routes` (HA), the servers' routes are authenticated by mutual TLS: each
+    server presents its certificate (`tls`) and accepts a route only from a peer whose
+    certificate the bus CA (`tls_ca`) signed, so nobody else can join the cluster and read
+    or inject the streams. Routes therefore need `tls` and `tls_ca` (ValueError otherwise).
+    `server_name` names this server in the JetStream cluster (`$POD_NAME` from the pod).
     """
+    if cluster_routes and (tls is None or tls_ca is None):
+        raise ValueError(
+            "cluster routes need tls and tls_ca: routes are authenticated by the bus CA "
+            "(mutual TLS), never left open"
+        )
     users: list[tuple[str, Permissions]] = [
         (str(service), for_service(service))
         for service in subjects.Service
@@ -306,11 +320,16 @@ def render_nats_config(
         cert_file, key_file = tls
         tls_block = f"tls {{ cert_file: {_quote(cert_file)}, key_file: {_quote(key_file)} }}\n"
     cluster = ""
-    if cluster_routes:
-        # A JetStream cluster: each server names itself from its pod name ($POD_NAME).
+    if cluster_routes and tls is not None and tls_ca is not None:
+        # A JetStream cluster: each server names itself (from its pod name); a route is
+        # accepted only with a certificate of the bus CA (`verify`), and the route's server
+        # is verified against it too.
+        cert_file, key_file = tls
         cluster = (
-            "server_name: $POD_NAME\n"
-            'cluster {\n  name: "tailwire"\n  listen: "0.0.0.0:6222"\n'
+            f"server_name: {_value(server_name)}\n"
+            f'cluster {{\n  name: "tailwire"\n  listen: {_quote(cluster_listen)}\n'
+            f"  tls {{ cert_file: {_quote(cert_file)}, key_file: {_quote(key_file)}, "
+            f"ca_file: {_quote(tls_ca)}, verify: true }}\n"
             f"  routes: [{_list(cluster_routes)}]\n}}\n"
         )
     return (

@@ -14,14 +14,13 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tailwire.shared import permissions
 from tailwire.testing import peers
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
-OVERLAYS = ["base", "overlays/dev", "overlays/ha", "overlays/tls"]
+OVERLAYS = ["base", "overlays/dev", "overlays/ha", "overlays/plain"]
 # Kinds of other projects' CRDs, which kubernetes-validate has no schema for (the TLS
-# overlay's cert-manager objects are checked in test_deploy_nats_tls.py).
+# base's cert-manager objects are checked in test_deploy_nats_tls.py).
 FOREIGN_API_GROUPS = ("cert-manager.io/",)
 KUBERNETES_VERSION = "1.33"
 
@@ -97,12 +96,6 @@ def test_ha_overlay_runs_a_nats_cluster_and_two_replicas() -> None:
         if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("tailwire-settings")
     )
     assert settings["data"]["TAILWIRE_STREAM_REPLICAS"] == "3"
-
-
-def test_nats_config_is_generated_from_the_permissions_table() -> None:
-    assert (DEPLOY / "base" / "nats.conf").read_text() == permissions.render_nats_config(
-        passwords={}, password_from_env=True, auth_callout_issuer="$TAILWIRE_BUS_AUTH_ISSUER"
-    ), "stale: run `tailwire nats-config --auth-callout > deploy/base/nats.conf`"
 
 
 def test_compose_file_follows_the_compose_specification() -> None:
