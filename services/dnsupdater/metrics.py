@@ -32,6 +32,10 @@ FAILURES = prometheus_client.Counter(
     "Backend writes or reads that failed (retried)",
     ["target", "error"],
 )
+NAME_CONFLICTS = prometheus_client.Gauge(
+    "tailwire_dns_name_conflicts",
+    "HTTPRoute hostname claims refused because an older route of another namespace has the name",
+)
 ANNOTATION_PATCHES = prometheus_client.Counter(
     "tailwire_dns_annotation_patches",
     "ExternalDNS annotation patches sent, by object kind",

@@ -121,6 +121,7 @@ class Reconciler:
         self._context: otel_context.Context | None = None
         self._sent: dict[tuple[str, str, str], tuple[str, externaldns.AnnotationPatch]] = {}
         self._ensured = False
+        self._conflicts: set[exposures.Conflict] = set()
         self.passes = 0
         self._passed = asyncio.Condition()
 
@@ -180,9 +181,11 @@ class Reconciler:
         ):
             if repair or not self._ensured:
                 failed |= not await self._ensure_all()
-            served = exposures.served_hostnames(
+            claims = exposures.served_hostnames(
                 routes=self.view.routes.values(), exposures=self.view.exposures()
             )
+            self._report_conflicts(claims.conflicts)
+            served = claims.hostnames
             for target in self.targets:
                 try:
                     event = await self._reconcile_zone(target, served=served, repair=repair)
@@ -200,6 +203,14 @@ class Reconciler:
             self.passes += 1
             self._passed.notify_all()
         return changed
+
+    def _report_conflicts(self, conflicts: tuple[exposures.Conflict, ...]) -> None:
+        """Each losing claim is logged once while it lasts, and counted in a gauge."""
+        metrics.NAME_CONFLICTS.set(len(conflicts))
+        current = set(conflicts)
+        for conflict in sorted(current - self._conflicts):
+            log.warning("dnsupdater: %s", conflict)
+        self._conflicts = current
 
     def _next_delay(self) -> float:
         if self._retry_delay is None:

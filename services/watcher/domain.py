@@ -166,6 +166,7 @@ def _meta(obj: JSON, *, namespaced: bool) -> cluster.Meta:
         owners=owners,
         deletion_timestamp=_timestamp(meta.get("deletionTimestamp")),
         finalizers=tuple(_list(meta.get("finalizers"))),
+        creation_timestamp=_timestamp(meta.get("creationTimestamp")),
     )
 
 

@@ -40,6 +40,8 @@ class Meta(base.Frozen):
     owners: tuple[Owner, ...] = ()
     deletion_timestamp: datetime.datetime | None = None
     finalizers: tuple[str, ...] = ()
+    # When the object was created: who claimed a shared name first (dnsupdater) is the older.
+    creation_timestamp: datetime.datetime | None = None
 
 
 class _Snapshot(base.Event):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import itertools
 
 from tailwire.shared.events import cluster
@@ -16,6 +17,7 @@ def _meta(
     name: str,
     labels_: dict[str, str] | None = None,
     annotations: dict[str, str] | None = None,
+    created: datetime.datetime | None = None,
 ) -> cluster.Meta:
     return cluster.Meta(
         uid=f"uid-{namespace}-{name}",
@@ -24,6 +26,7 @@ def _meta(
         resource_version=str(next(_versions)),
         labels=labels_ or {},
         annotations=annotations or {},
+        creation_timestamp=created,
     )
 
 
@@ -79,13 +82,14 @@ def route(
     accepted: bool | None = True,
     annotations: dict[str, str] | None = None,
     deleted: bool = False,
+    created: datetime.datetime | None = None,
 ) -> cluster.HTTPRouteSnapshot:
     parent = cluster.ParentRef(namespace=gateway_namespace, name=gateway_name)
     parents = (
         () if accepted is None else (cluster.RouteParentStatus(parent=parent, accepted=accepted),)
     )
     return cluster.HTTPRouteSnapshot(
-        meta=_meta(namespace=namespace, name=name, annotations=annotations),
+        meta=_meta(namespace=namespace, name=name, annotations=annotations, created=created),
         parent_refs=(parent,),
         hostnames=hostnames,
         parents=parents,

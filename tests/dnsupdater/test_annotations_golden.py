@@ -101,7 +101,7 @@ def test_split_horizon_docs_gets_no_expose_but_keeps_its_tailnet_answer() -> Non
     )
     docs = next(p for p in patches if p.name == "docs")
     assert dict(docs.changes) == {ALPHA + "expose": None}
-    served = exposures.served_hostnames(routes=routes, exposures=exposed)
+    served = exposures.served_hostnames(routes=routes, exposures=exposed).hostnames
     tailnet = records.desired_records(zone=ZONE, served=served, ttl=60)
     assert {(r.type, r.value) for r in tailnet if r.name == "docs.sudhanva.me"} == {
         ("A", "100.64.0.10"),

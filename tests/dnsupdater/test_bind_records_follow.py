@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 from collections.abc import Callable
 from typing import Any
 
@@ -229,3 +230,40 @@ async def test_the_change_is_in_the_trace_of_the_snapshot(
         s.context.trace_id for s in spans if "cluster.service" in s.name and s.parent is None
     }
     assert publishes[0].context.trace_id in producer_traces
+
+
+async def test_a_later_route_of_another_team_never_gets_the_name(
+    bind_server: bind.BindServer,
+    start_dnsupdater: Any,
+    producer: Producer,
+    feed: Feed,
+    caplog: Any,
+) -> None:
+    """Issue 18, finding 2: a tenant's HTTPRoute naming another team's host added its own
+    Gateway's address to that name. The older claim's namespace keeps it; the later one is
+    refused with both routes named, and gets the name once the owner's route is gone."""
+    t0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    owner = snapshots.route("docs", hostnames=(DOCS,), created=t0)
+    async with start_dnsupdater(dns_settings=rfc2136_settings(bind_server)):
+        await _seed(producer)
+        await producer(owner)
+        while await _query(bind_server, DOCS) != ["100.64.0.10"]:
+            await feed.next()
+        await producer(snapshots.gateway("tenant-gw", namespace="tenant"))
+        await producer(snapshots.tailscale_service(
+            gateway_name="tenant-gw", gateway_namespace="tenant", ips=("100.64.0.66",),
+            name="envoy-tenant",
+        ))  # fmt: skip
+        await producer(snapshots.route(
+            "takeover", hostnames=(DOCS,), namespace="tenant", gateway_name="tenant-gw",
+            gateway_namespace="tenant", created=t0 + datetime.timedelta(hours=1),
+        ))  # fmt: skip
+        await feed.nothing(within=1.5)
+        assert await _query(bind_server, DOCS) == ["100.64.0.10"]
+        assert "HTTPRoute tenant/takeover does not get docs.example.test" in caplog.text
+        assert prometheus_client.REGISTRY.get_sample_value("tailwire_dns_name_conflicts") == 1
+
+        # The owner's route goes: the name is free, and the waiting claim gets it.
+        await producer(snapshots.route("docs", hostnames=(DOCS,), created=t0, deleted=True))
+        while await _query(bind_server, DOCS) != ["100.64.0.66"]:
+            await feed.next()

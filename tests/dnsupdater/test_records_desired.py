@@ -19,7 +19,7 @@ def _served(
         for g in gateways
     }
     exposed = exposures.tailnet_exposures(services=services, gateways=by_ref)
-    return exposures.served_hostnames(routes=routes, exposures=exposed)
+    return exposures.served_hostnames(routes=routes, exposures=exposed).hostnames
 
 
 def _names(found: frozenset[dns.Record]) -> set[tuple[str, str, str]]:

@@ -13,6 +13,7 @@ Pure: works on snapshots handed in; must not read the bus or the cluster.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import ipaddress
 from collections.abc import Iterable, Mapping
 
@@ -171,27 +172,87 @@ def effective_hostnames(route: cluster.HTTPRouteSnapshot, *, exposure: Exposure)
     }
 
 
+@dataclasses.dataclass(frozen=True, order=True, kw_only=True)
+class RouteRef:
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclasses.dataclass(frozen=True, order=True, kw_only=True)
+class Conflict:
+    """A route whose claim on `hostname` lost to an older route of another namespace."""
+
+    hostname: str
+    loser: RouteRef
+    winner: RouteRef
+
+    def __str__(self) -> str:
+        return (
+            f"HTTPRoute {self.loser} does not get {self.hostname}: HTTPRoute {self.winner} "
+            f"(namespace {self.winner.namespace}) claimed it first"
+        )
+
+
+_NEVER = datetime.datetime.max.replace(tzinfo=datetime.UTC)
+
+
+def _claim_order(route: cluster.HTTPRouteSnapshot) -> tuple[datetime.datetime, str, str]:
+    """Older first; a route without a creation time after every dated one; then by name."""
+    return (route.meta.creation_timestamp or _NEVER, route.meta.namespace or "", route.meta.name)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Served:
+    """hostname -> the tailnet Gateways serving it (sorted); and the claims that lost."""
+
+    hostnames: dict[str, tuple[Exposure, ...]]
+    conflicts: tuple[Conflict, ...] = ()
+
+
 def served_hostnames(
     *,
     routes: Iterable[cluster.HTTPRouteSnapshot],
     exposures: Mapping[GatewayRef, Exposure],
-) -> dict[str, tuple[Exposure, ...]]:
-    """hostname -> the tailnet Gateways serving it (sorted), over all live, accepted routes.
+) -> Served:
+    """Every hostname a live, accepted route serves, and the Gateways serving it.
 
+    One namespace owns a name: that of the oldest route claiming it (creationTimestamp, then
+    namespace/name), so a tenant's later route cannot add its Gateway's addresses to another
+    team's name. Routes of the owner's namespace share it (path-split routes on one host);
+    other namespaces' claims are `conflicts`, the same whatever order the routes come in.
     Wildcard hostnames (`*.apps.example.com`) are kept: the RFC 2136 backend can publish a
     wildcard record; backends that cannot skip them.
     """
-    serving: dict[str, set[GatewayRef]] = {}
+    claims: dict[str, list[tuple[cluster.HTTPRouteSnapshot, GatewayRef]]] = {}
     for route in routes:
         if route.deleted:
             continue
         for ref in sorted(accepted_gateways(route) & exposures.keys()):
             for hostname in effective_hostnames(route, exposure=exposures[ref]):
-                serving.setdefault(hostname, set()).add(ref)
-    return {
-        hostname: tuple(exposures[ref] for ref in sorted(refs))
-        for hostname, refs in sorted(serving.items())
-    }
+                claims.setdefault(hostname, []).append((route, ref))
+    served: dict[str, tuple[Exposure, ...]] = {}
+    conflicts: set[Conflict] = set()
+    for hostname, claimed in sorted(claims.items()):
+        first = min((route for route, _ in claimed), key=_claim_order)
+        owner = first.meta.namespace or "default"
+        refs = set()
+        for route, ref in claimed:
+            namespace = route.meta.namespace or "default"
+            if namespace == owner:
+                refs.add(ref)
+            else:
+                conflicts.add(
+                    Conflict(
+                        hostname=hostname,
+                        loser=RouteRef(namespace=namespace, name=route.meta.name),
+                        winner=RouteRef(namespace=owner, name=first.meta.name),
+                    )
+                )
+        served[hostname] = tuple(exposures[ref] for ref in sorted(refs))
+    return Served(hostnames=served, conflicts=tuple(sorted(conflicts)))
 
 
 def in_zone(hostname: str, *, zone: str) -> bool:
