@@ -45,6 +45,7 @@ class Reason(enum.StrEnum):
     CONNECTED = "Connected"
     DISCONNECTED = "Disconnected"
     PRIORITY_CONFLICT = "PriorityConflict"
+    NOT_PERMITTED = "NotPermitted"  # another namespace did not consent (TailscaleGateway)
     # Scoped (EgressGroup)
     NAMESPACE_SELECTOR = "NamespaceSelector"
     ALL_NAMESPACES = "AllNamespaces"

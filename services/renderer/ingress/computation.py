@@ -53,6 +53,7 @@ def snapshots_of(source: domain.RenderInput) -> inputs.Snapshots:
         gateways=_typed(source, subjects.Kind.GATEWAY, cluster.GatewaySnapshot),
         tailnets=_typed(source, subjects.Kind.TAILSCALETAILNET, cluster.TailscaleTailnetSnapshot),
         routes=_typed(source, subjects.Kind.HTTPROUTE, cluster.HTTPRouteSnapshot),
+        namespaces=_typed(source, subjects.Kind.NAMESPACE, cluster.NamespaceSnapshot),
     )
 
 
@@ -91,6 +92,7 @@ def render_one(
         gateways=snapshots.gateways,
         tailnets=snapshots.tailnets,
         routes=snapshots.routes,
+        namespaces=snapshots.namespaces,
         settings=settings,
         claimed=claimed,
     )

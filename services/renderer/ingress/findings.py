@@ -21,6 +21,7 @@ class Category(enum.StrEnum):
     REFUSED = "Refused"  # a Service got no route (host too long, no usable port, ...)
     NOT_ENFORCED = "NotEnforced"  # a setting tailwire accepts but cannot enforce here
     REFERENCED = "Referenced"  # a user-owned object is used as is, never overwritten
+    NOT_PERMITTED = "NotPermitted"  # another namespace did not consent to being written to
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -13,8 +13,14 @@ from typing import TypeVar
 
 from tailwire.shared.events import cluster, keys
 
+# The Namespace annotation by which a namespace's admin lets TailscaleGateways of the listed
+# namespaces (comma-separated, or "*") write into it: HTTPRoutes for its Services, a
+# ReferenceGrant to its Secret, a Gateway or Envoy Services there.
+ACCEPT_FROM = "tailwire.dev/accept-from"
+
 _Snap = TypeVar(
     "_Snap",
+    cluster.NamespaceSnapshot,
     cluster.ServiceSnapshot,
     cluster.GatewaySnapshot,
     cluster.TailscaleTailnetSnapshot,
@@ -44,6 +50,7 @@ class Snapshots:
     gateways: tuple[cluster.GatewaySnapshot, ...] = ()
     tailnets: tuple[cluster.TailscaleTailnetSnapshot, ...] = ()
     routes: tuple[cluster.HTTPRouteSnapshot, ...] = ()
+    namespaces: tuple[cluster.NamespaceSnapshot, ...] = ()
 
     @classmethod
     def of(
@@ -53,6 +60,7 @@ class Snapshots:
         gateways: Iterable[cluster.GatewaySnapshot] = (),
         tailnets: Iterable[cluster.TailscaleTailnetSnapshot] = (),
         routes: Iterable[cluster.HTTPRouteSnapshot] = (),
+        namespaces: Iterable[cluster.NamespaceSnapshot] = (),
     ) -> Snapshots:
         """Live objects only (tombstones dropped), in a stable order."""
 
@@ -61,7 +69,20 @@ class Snapshots:
             gateways=live(gateways),
             tailnets=live(tailnets),
             routes=live(routes),
+            namespaces=live(namespaces),
         )
+
+    def accepts(self, *, target: str, source: str) -> bool:
+        """Whether namespace `target` lets a TailscaleGateway of namespace `source` write
+        into it: its own always; another only by `ACCEPT_FROM` on the target Namespace."""
+        if target == source:
+            return True
+        for namespace in self.namespaces:
+            if namespace.meta.name == target:
+                listed = namespace.meta.annotations.get(ACCEPT_FROM, "")
+                allowed = {item.strip() for item in listed.split(",")}
+                return source in allowed or "*" in allowed
+        return False
 
     def gateway(self, *, namespace: str, name: str) -> cluster.GatewaySnapshot | None:
         for gateway in self.gateways:

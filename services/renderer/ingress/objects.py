@@ -91,6 +91,10 @@ def _route(raw: dict[str, Any]) -> cluster.HTTPRouteSnapshot:
     )
 
 
+def _namespace(raw: dict[str, Any]) -> cluster.NamespaceSnapshot:
+    return cluster.NamespaceSnapshot(meta=_meta(raw))
+
+
 def _tailnet(raw: dict[str, Any]) -> cluster.TailscaleTailnetSnapshot:
     return cluster.TailscaleTailnetSnapshot(
         meta=_meta(raw),
@@ -114,12 +118,14 @@ def snapshot_of(
 
 
 def snapshots_from(objects: Iterable[dict[str, Any]]) -> inputs.Snapshots:
-    """Snapshots of the Services, Gateways, HTTPRoutes and TailscaleTailnets among `objects`.
+    """Snapshots of the Services, Gateways, HTTPRoutes, TailscaleTailnets and Namespaces (whose
+    `tailwire.dev/accept-from` lets TailscaleGateways of other namespaces write there) among
+    `objects`.
 
     Raises ValueError (pydantic's, naming the field) for an object of those kinds that does
     not fit its snapshot model.
     """
-    services, gateways, routes, tailnets = [], [], [], []
+    services, gateways, routes, tailnets, namespaces = [], [], [], [], []
     for raw in objects:
         kind, api = raw.get("kind"), str(raw.get("apiVersion", ""))
         if kind == "Service" and api == "v1":
@@ -130,6 +136,12 @@ def snapshots_from(objects: Iterable[dict[str, Any]]) -> inputs.Snapshots:
             routes.append(_route(raw))
         elif kind == tailscaletailnet.KIND and api == tailscaletailnet.API_VERSION:
             tailnets.append(_tailnet(raw))
+        elif kind == "Namespace" and api == "v1":
+            namespaces.append(_namespace(raw))
     return inputs.Snapshots.of(
-        services=services, gateways=gateways, tailnets=tailnets, routes=routes
+        services=services,
+        gateways=gateways,
+        tailnets=tailnets,
+        routes=routes,
+        namespaces=namespaces,
     )

@@ -73,6 +73,7 @@ def render_gateway(
     gateways: Iterable[cluster.GatewaySnapshot],
     tailnets: Iterable[cluster.TailscaleTailnetSnapshot],
     routes: Iterable[cluster.HTTPRouteSnapshot] = (),
+    namespaces: Iterable[cluster.NamespaceSnapshot] = (),
     settings: inputs.Settings | None = None,
     claimed: Mapping[ObjectKey, str] | None = None,
 ) -> Rendered:
@@ -83,8 +84,9 @@ def render_gateway(
     reports (two gateways managing one GatewayClass, say)."""
     settings = settings or inputs.Settings()
     snapshots = inputs.Snapshots.of(
-        services=services, gateways=gateways, tailnets=tailnets, routes=routes
-    )
+        services=services, gateways=gateways, tailnets=tailnets, routes=routes,
+        namespaces=namespaces,
+    )  # fmt: skip
     invalid = [
         findings.finding(category=findings.Category.INVALID, field=p.field, message=p.message)
         for p in tailscalegateway.check(gateway)
@@ -107,7 +109,15 @@ def render_gateway(
     if invalid:
         return _invalid(generation=gateway.metadata.generation, problems=invalid, settings=settings)
     manifests = []
+    own = naming.namespace_of(gateway)
+    refused: dict[str, list[str]] = {}
     for manifest in sorted([*built.manifests, *generated.manifests, *mtls], key=_order):
+        target = manifest["metadata"].get("namespace")
+        if target and not snapshots.accepts(target=target, source=own):
+            refused.setdefault(target, []).append(
+                f"{manifest['kind']} {manifest['metadata']['name']}"
+            )
+            continue
         owner = (claimed or {}).get(object_key(manifest))
         if owner is None:
             manifests.append(manifest)
@@ -119,6 +129,16 @@ def render_gateway(
                 category=findings.Category.CONFLICT,
                 field="spec.stack" if manifest["kind"] in _STACK_KINDS else "spec",
                 message=f"{manifest['kind']} {where} is already rendered by {owner}; left to it",
+            )
+        )
+    for target, what in sorted(refused.items()):
+        notes.append(
+            findings.finding(
+                category=findings.Category.NOT_PERMITTED,
+                field=_field_writing_into(gateway, target),
+                message=f"namespace {target} has not accepted writes from namespace {own} "
+                f"(not written: {', '.join(what)}); its admin consents with the annotation "
+                f"{inputs.ACCEPT_FROM}: {own} on Namespace {target}",
             )
         )
     return Rendered(
@@ -135,6 +155,26 @@ def render_gateway(
     )
 
 
+def _field_writing_into(gateway: tailscalegateway.TailscaleGateway, target: str) -> str:
+    """The setting that made this TailscaleGateway write into namespace `target`."""
+    spec = gateway.spec
+    if spec.gateway_ref.namespace == target:
+        return "spec.gatewayRef.namespace"
+    if spec.stack is not None and spec.stack.envoy_namespace == target:
+        return "spec.stack.envoyNamespace"
+    security = spec.security
+    mtls = security.mtls if security is not None else None
+    ref = mtls.certificate_ref if mtls is not None else None
+    if ref is not None and ref.namespace == target:
+        return "spec.security.mtls.certificateRef.namespace"
+    for index, tailnet in enumerate(spec.tailnets):
+        generation = tailnet.route_generation
+        ingress = generation.ingress if generation else None
+        if ingress is not None and target in (ingress.namespaces or ()):
+            return f"spec.tailnets[{index}].routeGeneration.ingress.namespaces"
+    return "spec"
+
+
 def object_key(manifest: Manifest) -> ObjectKey:
     """(apiVersion, kind, namespace or "", name): the identity of an applied object."""
     meta = manifest["metadata"]
@@ -148,6 +188,7 @@ def render_snapshot(
     gateways: Iterable[cluster.GatewaySnapshot],
     tailnets: Iterable[cluster.TailscaleTailnetSnapshot],
     routes: Iterable[cluster.HTTPRouteSnapshot] = (),
+    namespaces: Iterable[cluster.NamespaceSnapshot] = (),
     settings: inputs.Settings | None = None,
     claimed: Mapping[ObjectKey, str] | None = None,
 ) -> Rendered:
@@ -172,6 +213,7 @@ def render_snapshot(
             gateways=gateways,
             tailnets=tailnets,
             routes=routes,
+            namespaces=namespaces,
             settings=settings,
             claimed=claimed,
         )

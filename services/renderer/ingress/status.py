@@ -191,11 +191,14 @@ def build_status(
         states, generation=gateway.metadata.generation, settings=settings
     )
     degrading = [
+        *by_category.get(findings.Category.NOT_PERMITTED, []),
         *by_category.get(findings.Category.CONFLICT, []),
         *by_category.get(findings.Category.REFUSED, []),
         *by_category.get(findings.Category.NOT_ENFORCED, []),
     ]
-    if findings.Category.CONFLICT in by_category:
+    if findings.Category.NOT_PERMITTED in by_category:
+        reason = conditions.Reason.NOT_PERMITTED
+    elif findings.Category.CONFLICT in by_category:
         reason = conditions.Reason.PRIORITY_CONFLICT
     elif findings.Category.REFUSED in by_category:
         reason = conditions.Reason.ROUTES_REFUSED

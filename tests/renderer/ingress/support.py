@@ -46,6 +46,7 @@ def render(
         gateways=snapshots.gateways,
         tailnets=snapshots.tailnets,
         routes=snapshots.routes,
+        namespaces=snapshots.namespaces,
         settings=settings,
     )
 
@@ -119,12 +120,30 @@ def tailnet(name: str) -> cluster.TailscaleTailnetSnapshot:
     )
 
 
+def consenting(name: str, *sources: str) -> cluster.NamespaceSnapshot:
+    """Namespace `name`, whose admin lets TailscaleGateways of `sources` write into it."""
+    return cluster.NamespaceSnapshot(
+        meta=cluster.Meta(
+            uid=f"uid-ns-{name}",
+            name=name,
+            annotations={inputs.ACCEPT_FROM: ",".join(sources)},
+        )
+    )
+
+
+# The namespaces the tests' TailscaleGateways (in `apps`) write into besides their own.
+CONSENTING = tuple(
+    consenting(name, "apps") for name in ("gateways", "envoy-gateway-system", "pki", "team-x")
+)
+
+
 def snapshots(*services: cluster.ServiceSnapshot, **more: Any) -> inputs.Snapshots:
     return inputs.Snapshots.of(
         services=services,
         gateways=more.pop("gateways", (edge_gateway(),)),
         tailnets=more.pop("tailnets", (tailnet("a"), tailnet("b"))),
         routes=more.pop("routes", ()),
+        namespaces=more.pop("namespaces", CONSENTING),
     )
 
 

@@ -46,6 +46,7 @@ def _render_text(example: Path, cluster: Path | None, *, shuffle: bool = False) 
             gateways=snapshots.gateways[::-1],
             tailnets=snapshots.tailnets[::-1],
             routes=snapshots.routes,
+            namespaces=snapshots.namespaces,
         )
     assert len(gateways) == 1
     rendered = support.render(gateways[0], snapshots)

@@ -184,7 +184,9 @@ async def test_a_deleted_gateway_takes_its_whole_stack_with_it(
         helpers.producer(bus_settings) as broker,
         helpers.running_renderer(bus_settings, kube_client_factory=api.api_client) as renderer,
     ):
-        await _publish(broker, snapshot(), support.tailnet("a"), support.service("api"))
+        await _publish(
+            broker, snapshot(), support.tailnet("a"), support.service("api"), *support.CONSENTING
+        )
         assert renderer.sync is not None
         await system.eventually(
             lambda: labels.FINALIZER in snapshot().meta.finalizers,

@@ -91,7 +91,7 @@ def test_two_gateways_never_render_the_same_object_or_hostname() -> None:
     )
     snaps = support.snapshots(support.service("api"), gateways=())
     source = domain.RenderInput(
-        view=_view(second, first, *snaps.services, *snaps.tailnets),
+        view=_view(second, first, *snaps.services, *snaps.tailnets, *snaps.namespaces),
         cluster_cidrs=(),
         gateway_namespace="tailwire-system",
     )
