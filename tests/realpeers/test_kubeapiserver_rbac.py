@@ -53,7 +53,7 @@ def rules(group: str, resources: str, verbs: str, *, name: str = "") -> set[Rule
 
 
 GW, TS, EG = "gateway.networking.k8s.io", "gateway.tailscale.com", "tailscale.rajsingh.info"
-APPLY_AND_PRUNE = "list create patch delete"
+APPLY_AND_PRUNE = "get list create patch delete"
 LEASES = rules("coordination.k8s.io", "leases", "get create update")
 
 # What each service's code needs, cluster-wide and per namespace (None: every namespace).
@@ -72,7 +72,8 @@ NEEDS: dict[str, dict[str | None, set[Rule]]] = {
         | rules("authentication.k8s.io", "tokenreviews", "create"),
         NS: rules("", "secrets", "get list create update delete"),
     },
-    # adapters/kube.py + adapters/syncing.py: SSA (patch, create when missing), prune (list,
+    # adapters/kube.py + adapters/syncing.py: a get (never onto another's object), SSA (patch,
+    # create when missing), prune (list,
     # delete), status and finalizer merge patches, Node labels; egress/manifests.py owner
     # references (finalizers update); shared/leadership.py (leases, HA overlay).
     "renderer": {

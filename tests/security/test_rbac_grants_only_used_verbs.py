@@ -41,7 +41,7 @@ from . import rbac
 NS = rbac.NAMESPACE
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SERVICES = ("watcher", "keyminter", "renderer", "dnsupdater")
-_APPLY_AND_PRUNE = ("list", "create", "patch", "delete")
+_APPLY_AND_PRUNE = ("get", "list", "create", "patch", "delete")
 _STACK = (
     ("gateway.networking.k8s.io", ("gatewayclasses", "gateways", "httproutes", "referencegrants")),
     (
@@ -84,7 +84,8 @@ UNEXERCISED: dict[str, set[tuple[str, str, str]]] = {
         ("gateway.tailscale.com", "tailscaletailnets", "get"),
         ("authentication.k8s.io", "tokenreviews", "create"),
     },
-    # Every managed kind goes through the one apply (SSA patch, creating when missing) and
+    # Every managed kind goes through the one apply (a get first: never onto an object that
+    # is not tailwire's; then SSA patch, creating when missing) and
     # prune (list by owner label, delete) path of adapters/kube.py + adapters/syncing.py; the
     # flow proves that path on DaemonSets and ConfigMaps, which are not listed here. The
     # OwnerReferencesPermissionEnforcement admission plugin checks finalizers/update for

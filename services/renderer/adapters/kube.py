@@ -2,7 +2,10 @@
 status and finalizer patches. kubernetes-asyncio errors become the project's own.
 
 Responsible for: turning a manifest into its REST path, applying it with field manager
-`tailwire` (force: tailwire owns what it renders), listing what tailwire manages under a
+`tailwire` (force: tailwire owns what it renders) but never onto an existing object that is
+not tailwire's (no `app.kubernetes.io/managed-by=tailwire`: a Service, Gateway or
+GatewayClass someone else made is refused with a Conflict naming its managers, never taken
+over, so never pruned either), listing what tailwire manages under a
 prune scope and deleting what is no longer desired, merge-patching `/status` and finalizers.
 Must not: decide what is desired (the domain does), or touch objects without the
 `app.kubernetes.io/managed-by=tailwire` label when pruning.
@@ -33,6 +36,9 @@ ClientFactory = Callable[[], Awaitable[client.ApiClient]]
 
 _PLURALS = {"EnvoyProxy": "envoyproxies", "GatewayClass": "gatewayclasses"}
 _CLUSTER_SCOPED = {"Node", "Namespace", "EgressGroup", "GatewayClass", "TailscaleTailnet"}
+# Objects tailwire never makes but applies its own fields to (a Node's gateway label): the
+# apply takes only those fields, never the object.
+_LABELLED_ONLY = {"Node"}
 
 
 def plural(kind: str) -> str:
@@ -64,6 +70,9 @@ class KubeWriter:
     def __init__(self, *, client_factory: ClientFactory) -> None:
         self._factory = client_factory
         self._client: client.ApiClient | None = None
+        # Objects known to be tailwire's (it made them, or they carry its label): applied
+        # without reading them first.
+        self._ours: set[tuple[str, str, str, str]] = set()
 
     async def close(self) -> None:
         if self._client is not None:
@@ -104,9 +113,13 @@ class KubeWriter:
             raise failures.convert(exc, what=what) from exc
 
     async def apply(self, manifest: domain.Manifest) -> None:
-        """Server-side apply, field manager `tailwire`, taking over conflicting fields."""
+        """Server-side apply, field manager `tailwire`, taking over conflicting fields of its
+        own objects only; errors.Conflict for an existing object that is not tailwire's."""
+        key = domain.object_key(manifest)
+        what = "apply " + "/".join(filter(None, key[1:]))
+        if key not in self._ours and key[1] not in _LABELLED_ONLY:
+            await self._refuse_foreign(manifest, what=what)
         query = [("fieldManager", FIELD_MANAGER), ("force", "true")]
-        what = "apply " + "/".join(filter(None, domain.object_key(manifest)[1:]))
         await self._call(
             "PATCH",
             object_path(manifest),
@@ -114,6 +127,23 @@ class KubeWriter:
             body=manifest,
             query=query,
             content_type=APPLY,
+        )
+        self._ours.add(key)
+
+    async def _refuse_foreign(self, manifest: domain.Manifest, *, what: str) -> None:
+        try:
+            existing = await self._call("GET", object_path(manifest), what=what)
+        except errors.NotFound:
+            return
+        metadata = (existing or {}).get("metadata") or {}
+        if (metadata.get("labels") or {}).get(labels.MANAGED_BY) == labels.MANAGED_BY_VALUE:
+            return
+        managers = sorted(
+            {str(f.get("manager")) for f in metadata.get("managedFields") or [] if f.get("manager")}
+        )
+        raise errors.Conflict(
+            f"{what}: the object exists and is not tailwire's (managed by "
+            f"{', '.join(managers) or 'nobody recorded'}); it is not taken over"
         )
 
     async def list_managed(self, scope: domain.PruneScope) -> list[tuple[str, str, str, str]]:
@@ -139,6 +169,7 @@ class KubeWriter:
         path = collection_path(api_version=api_version, kind=kind, namespace=namespace or None)
         with contextlib.suppress(errors.NotFound):
             await self._call("DELETE", f"{path}/{name}", what=f"delete {kind}/{name}")
+        self._ours.discard(key)
 
     async def patch_status(self, manifest_ref: domain.Manifest, status: dict[str, Any]) -> None:
         path = object_path(manifest_ref) + "/status"
