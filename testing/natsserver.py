@@ -143,6 +143,18 @@ def running(
         yield server
 
 
+@contextlib.contextmanager
+def all_running(servers: list[NatsServer], *, kill: bool = False) -> Iterator[list[NatsServer]]:
+    """Start the servers of a cluster one after another; always stop every one of them."""
+    try:
+        for server in servers:
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop(kill=kill)
+
+
 def env_for(server: NatsServer) -> dict[str, str]:
     """Environment for a service process that should talk to this server."""
     return {**os.environ, "TAILWIRE_NATS_URL": server.url}

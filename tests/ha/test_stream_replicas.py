@@ -33,13 +33,8 @@ def nats_cluster(root: Path, size: int = 3) -> Iterator[list[natsserver.NatsServ
             f"routes: [{routes}] }}\n"
         )
         servers.append(natsserver.NatsServer(store_dir=store, config_text=config))
-    try:
-        for server in servers:
-            server.start()
+    with natsserver.all_running(servers, kill=True):
         yield servers
-    finally:
-        for server in servers:
-            server.stop(kill=True)
 
 
 async def declared(bus_settings: settings.BusSettings) -> None:

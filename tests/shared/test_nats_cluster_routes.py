@@ -68,13 +68,8 @@ def cluster(tmp_path: Path, bus_ca: trustme.CA) -> Iterator[list[natsserver.Nats
         )
         for i, port in enumerate(ports)
     ]
-    try:
-        for server in servers:
-            server.start()
+    with natsserver.all_running(servers):
         yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
 def _routes(server: natsserver.NatsServer) -> int:
