@@ -22,6 +22,10 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import nats
+
+from tailwire.shared import bus, settings, subjects
+
 
 def find_binary() -> str:
     """The nats-server next to this interpreter (the venv's bin), else on PATH."""
@@ -153,6 +157,21 @@ def all_running(servers: list[NatsServer], *, kill: bool = False) -> Iterator[li
     finally:
         for server in servers:
             server.stop(kill=kill)
+
+
+async def declare_as_owner(url: str, *, password: str) -> None:
+    """Declare tailwire's streams as their owner, the renderer, does on start (user
+    `renderer`, its own inbox prefix): what the other services wait for."""
+    client = await nats.connect(
+        url,
+        user=str(subjects.Service.RENDERER),
+        password=password,
+        inbox_prefix=bus.service_inbox_prefix(subjects.Service.RENDERER),
+    )
+    try:
+        await bus.declare_streams(client.jetstream(), bus=settings.BusSettings())
+    finally:
+        await client.close()
 
 
 def env_for(server: NatsServer) -> dict[str, str]:

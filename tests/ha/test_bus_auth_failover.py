@@ -13,7 +13,7 @@ import nats.errors
 from nats.aio.client import Client
 
 from tailwire.services.keyminter import buscredentials
-from tailwire.shared import bus, permissions, settings, subjects
+from tailwire.shared import permissions
 from tailwire.testing import kubeapi, natsserver
 from tests.ha import support
 
@@ -55,14 +55,7 @@ async def test_a_nodeagent_connects_after_the_answering_keyminter_is_killed(
     server = natsserver.NatsServer(store_dir=tmp_path / "nats", port=port, config_text=config)
     server.start()
     # The streams the keyminters wait for, declared by their owner as the renderer would.
-    owner = await nats.connect(
-        server.url,
-        user="renderer",
-        password="r",
-        inbox_prefix=bus.service_inbox_prefix(subjects.Service.RENDERER),
-    )
-    await bus.declare_streams(owner.jetstream(), bus=settings.BusSettings())
-    await owner.close()
+    await natsserver.declare_as_owner(server.url, password="r")
     token = kube_emulator.issue_token(
         namespace=NAMESPACE,
         service_account="tailwire-nodeagent",

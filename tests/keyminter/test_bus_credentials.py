@@ -71,14 +71,7 @@ async def answering(
 ) -> AsyncIterator[None]:
     """The keyminter's responder, connected as the keyminter; the streams declared (by
     their owner, the renderer). `reviewer` may wrap the real TokenReview."""
-    owner = await nats.connect(
-        server.url,
-        user="renderer",
-        password="r",
-        inbox_prefix=bus.service_inbox_prefix(subjects.Service.RENDERER),
-    )
-    await bus.declare_streams(owner.jetstream(), bus=settings.BusSettings())
-    await owner.close()
+    await natsserver.declare_as_owner(server.url, password="r")
     connection = await nats.connect(
         server.url,
         user="keyminter",

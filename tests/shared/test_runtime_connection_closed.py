@@ -11,9 +11,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-import nats
-
-from tailwire.shared import bus, permissions, runtime, settings, subjects
+from tailwire.shared import permissions, runtime
 from tailwire.testing import natsserver
 from tailwire.testing.system import processes
 
@@ -42,15 +40,8 @@ async def test_a_service_refused_after_a_password_rotation_exits(tmp_path: Path)
         config_text=_config(port, tmp_path / "js", agent_password="old"),
     )
     server.start()
-    # The streams a nodeagent waits for, declared as a central service would.
-    renderer = await nats.connect(
-        server.url,
-        user="renderer",
-        password="r",
-        inbox_prefix=bus.service_inbox_prefix(subjects.Service.RENDERER),
-    )
-    await bus.declare_streams(renderer.jetstream(), bus=settings.BusSettings())
-    await renderer.close()
+    # The streams a nodeagent waits for, declared by their owner.
+    await natsserver.declare_as_owner(server.url, password="r")
     agent = processes.dry_run_nodeagent(
         log_dir=tmp_path,
         env={
