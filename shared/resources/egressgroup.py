@@ -1,8 +1,10 @@
 """`EgressGroup` (tailscale.rajsingh.info/v1alpha1, cluster-scoped, short name `eg`).
 
 The fields of the tailgate README (selector, mode, routes, acceptRoutes, exitNode, replicas,
-attach, datapath) plus `tags`, `dns`, `gateway.nodeSelector` and `tailnet` (a
-TailscaleTailnet to join instead of the default one). Validation names the field.
+attach, datapath) plus `tags`, `dns`, `gateway` (where and how the gateway pods run:
+nodeSelector, tolerations, resources, priorityClassName, labels, annotations, image) and
+`tailnet` (a TailscaleTailnet to join instead of the default one). Validation names the
+field.
 """
 
 from __future__ import annotations
@@ -105,9 +107,101 @@ class DNS(common.Spec):
     magic_dns: bool = Field(default=False, alias="magicDNS")
 
 
+# Kubernetes' own formats (apimachinery validation): a label key (optional DNS prefix, a
+# name of at most 63), a label value, a resource quantity, a DNS-1123 subdomain.
+_LABEL_NAME = r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)"
+_DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+LABEL_KEY = re.compile(rf"^({_DNS_SUBDOMAIN}/)?{_LABEL_NAME}$")
+LABEL_VALUE = re.compile(rf"^{_LABEL_NAME}?$")
+QUANTITY = re.compile(r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?$")
+RESOURCE_NAMES = ("cpu", "memory", "ephemeral-storage")
+# The labels tailwire selects and manages gateway pods by: not overridable.
+RESERVED_LABEL_PREFIXES = ("egress.tailwire.dev/", "tailwire.dev/", "app.kubernetes.io/")
+
+
+def _label_key(key: str) -> str:
+    if len(key) > 316 or not LABEL_KEY.match(key):
+        raise ValueError(f"{key!r} is not a label or annotation key ([prefix/]name, name <= 63)")
+    return key
+
+
+def _labels(value: dict[str, str]) -> dict[str, str]:
+    for key, item in value.items():
+        _label_key(key)
+        if key.startswith(RESERVED_LABEL_PREFIXES):
+            raise ValueError(f"{key!r}: tailwire's own labels cannot be overridden")
+        if not LABEL_VALUE.match(item):
+            raise ValueError(f"{key}: {item!r} is not a label value (<= 63, alphanumeric ends)")
+    return value
+
+
+def _annotations(value: dict[str, str]) -> dict[str, str]:
+    for key in value:
+        _label_key(key)
+    return value
+
+
+def _quantities(value: dict[str, str]) -> dict[str, str]:
+    for name, quantity in value.items():
+        if name not in RESOURCE_NAMES:
+            raise ValueError(f"{name!r} is not a resource (one of {', '.join(RESOURCE_NAMES)})")
+        if not QUANTITY.match(quantity):
+            raise ValueError(f"{name}: {quantity!r} is not a quantity (e.g. 100m, 64Mi, 1)")
+    return value
+
+
+class Resources(common.Spec):
+    """The gateway container's requests and limits (cpu, memory, ephemeral-storage)."""
+
+    requests: Annotated[dict[str, str], pydantic.AfterValidator(_quantities)] = Field(
+        default_factory=dict
+    )
+    limits: Annotated[dict[str, str], pydantic.AfterValidator(_quantities)] = Field(
+        default_factory=dict
+    )
+
+
+class Toleration(common.Spec):
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] = "Equal"
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = Field(default=None, ge=0)
+
+    @pydantic.model_validator(mode="after")
+    def _consistent(self) -> Toleration:
+        if self.operator == "Exists" and self.value:
+            raise ValueError("operator Exists takes no value")
+        if self.operator == "Equal" and not self.key:
+            raise ValueError("operator Equal needs a key")
+        if self.toleration_seconds is not None and self.effect != "NoExecute":
+            raise ValueError("tolerationSeconds applies to effect NoExecute only")
+        if self.key is not None:
+            _label_key(self.key)
+        return self
+
+
 class GatewayPlacement(common.Spec):
+    """Where the group's gateway pods run and how (the Tailscale operator's ProxyClass, for
+    one group). Unset fields keep tailwire's defaults: every node's taints tolerated, no
+    requests, no priority class, the TAILWIRE_GATEWAY_IMAGE image."""
+
     # Run gateways only on these nodes (members elsewhere are reported, not wired).
     node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[Toleration] | None = None
+    resources: Resources | None = None
+    priority_class_name: str | None = Field(
+        default=None, max_length=253, pattern=rf"^{_DNS_SUBDOMAIN}$"
+    )
+    # Extra labels and annotations on the gateway pods (tailwire's own labels are reserved).
+    labels: Annotated[dict[str, str], pydantic.AfterValidator(_labels)] = Field(
+        default_factory=dict
+    )
+    annotations: Annotated[dict[str, str], pydantic.AfterValidator(_annotations)] = Field(
+        default_factory=dict
+    )
+    # The gateway image (tailscaled and a shell): by default TAILWIRE_GATEWAY_IMAGE.
+    image: str | None = Field(default=None, min_length=1, max_length=512, pattern=r"^\S+$")
 
 
 class EgressGroupSpec(common.Spec):

@@ -5,10 +5,11 @@ per node, since only the Hostname differs), and a DaemonSet of gateway pods in t
 with state on a hostPath keyed by group and tailnet. Only the pod's first init container is
 privileged: it sets the netns's forwarding and rp_filter (`names.GATEWAY_SYSCTLS`), which the
 non-privileged nodeagent cannot write and only checks; tailscaled itself gets NET_ADMIN. The
-pod template depends only on the group's name, tailnet, image and `gateway.nodeSelector`:
-membership and config changes never roll the gateways. Without a nodeSelector, gateways run
-where the group has members, which the renderer says with a per-group label on those Nodes (a
-Node apply document, field manager `tailwire`), not in the template.
+pod template depends only on the group's name, tailnet, image and `spec.gateway` (placement
+and overrides): membership and config changes never roll the gateways. Without a
+nodeSelector, gateways run where the group has members, which the renderer says with a
+per-group label on those Nodes (a Node apply document, field manager `tailwire`), not in
+the template.
 Must not: do I/O, or produce anything without the managed-by label pruning keys on.
 """
 
@@ -114,18 +115,31 @@ def daemon_set(group: groups.Group, *, opts: options.Options) -> Manifest:
         node_label(group.name): "true"
     }
     state_mount = {"name": "state", "mountPath": state_dir}
+    gateway = group.spec.gateway
+    image = gateway.image or opts.gateway_image
+    tolerations = (
+        [t.dump() for t in gateway.tolerations]
+        if gateway.tolerations is not None
+        else [{"operator": "Exists"}]  # by default on every node, whatever its taints
+    )
     template: dict[str, Any] = {
-        "metadata": {"labels": {**labels.managed(component=COMPONENT), **selector}},
+        "metadata": {
+            "labels": {
+                **dict(sorted(gateway.labels.items())),
+                **labels.managed(component=COMPONENT),
+                **selector,
+            },
+        },
         "spec": {
             "nodeSelector": node_selector,
-            "tolerations": [{"operator": "Exists"}],
+            "tolerations": tolerations,
             "terminationGracePeriodSeconds": 30,
             "initContainers": [
                 {
                     # As the Tailscale operator's "sysctler": /proc/sys is writable only in a
                     # privileged container, and these are the pod netns's own settings.
                     "name": SYSCTL_CONTAINER,
-                    "image": opts.gateway_image,
+                    "image": image,
                     "command": [
                         "sysctl",
                         "-w",
@@ -135,7 +149,7 @@ def daemon_set(group: groups.Group, *, opts: options.Options) -> Manifest:
                 },
                 {
                     "name": "seed-config",
-                    "image": opts.gateway_image,
+                    "image": image,
                     "command": ["sh", "-c", _SEED_SCRIPT],
                     "env": [
                         {"name": "STATE", "value": state_dir},
@@ -153,7 +167,7 @@ def daemon_set(group: groups.Group, *, opts: options.Options) -> Manifest:
             "containers": [
                 {
                     "name": "tailscaled",
-                    "image": opts.gateway_image,
+                    "image": image,
                     "command": ["tailscaled"],
                     "args": [
                         "--tun=tailscale0",
@@ -178,6 +192,14 @@ def daemon_set(group: groups.Group, *, opts: options.Options) -> Manifest:
             ],
         },
     }
+    if gateway.annotations:
+        template["metadata"]["annotations"] = dict(sorted(gateway.annotations.items()))
+    if gateway.priority_class_name:
+        template["spec"]["priorityClassName"] = gateway.priority_class_name
+    if gateway.resources is not None:
+        template["spec"]["containers"][0]["resources"] = {
+            k: v for k, v in gateway.resources.dump().items() if v
+        }
     return {
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
